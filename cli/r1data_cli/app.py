@@ -1,0 +1,60 @@
+"""The ``r1data`` command. Each command lives in its own module under ``commands/`` and registers itself.
+
+Only typer and rich are imported here and at the top of command modules, so ``r1data --help``
+stays instant; a command imports the library (and torch, kenlm, fasttext) when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+# One line per command module; each defines ``register(app)``.
+COMMAND_MODULES = [
+    "r1data_cli.commands.run",
+    "r1data_cli.commands.stages",
+]
+
+app = typer.Typer(
+    name="r1data",
+    help="Raw CommonCrawl, books and code -> LLM pre-training shards -> a small MoE trained on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"r1data {version('r1data')}")
+        except PackageNotFoundError:
+            typer.echo("r1data (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """r1data: declarative data pipelines (local or Slurm) and a minimal MoE trainer."""
+
+
+for _mod in COMMAND_MODULES:
+    importlib.import_module(_mod).register(app)
+
+
+def main() -> None:
+    """Console-script entry point: maps r1data's errors to one line and an exit code."""
+    from r1data_cli.output import run_app
+
+    sys.exit(run_app(app))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""``r1data run`` and ``r1data validate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from r1data_cli.output import user_errors
+
+Recipe = Annotated[Path, typer.Argument(help="Pipeline recipe (YAML), e.g. pipelines/web.yaml.", show_default=False)]
+FilterThreshold = Annotated[
+    Optional[float],
+    typer.Option("--filter-threshold", help="Keep documents whose calibrated quality scores are all >= T (0..1).", show_default=False),
+]
+DedupWindow = Annotated[
+    Optional[int],
+    typer.Option("--dedup-window", help="Near-dedup within windows of W consecutive input shards; 0 = one global window.", show_default=False),
+]
+Sets = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a value: stages.<name>.<param>=<value>, output.path=..., executor.tasks=...", show_default=False),
+]
+Inputs = Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Replace the recipe's inputs (repeatable).", show_default=False)]
+Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Output directory (default: the recipe's).", show_default=False)]
+Tasks = Annotated[Optional[int], typer.Option("--tasks", min=1, help="Units of work (default: one per input file).", show_default=False)]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Tasks run at once (default: all cores).", show_default=False)]
+
+
+def _overrides(sets, inputs, output, tasks, workers, filter_threshold, dedup_window, executor=None, executor_options=None):
+    from r1data.config.spec import Overrides
+
+    return Overrides(
+        sets=list(sets or []),
+        inputs=list(inputs) if inputs else None,
+        output=output,
+        tasks=tasks,
+        workers=workers,
+        executor=executor,
+        executor_options=executor_options or {},
+        filter_threshold=filter_threshold,
+        dedup_window=dedup_window,
+    )
+
+
+def run(
+    recipe: Recipe,
+    filter_threshold: FilterThreshold = None,
+    dedup_window: DedupWindow = None,
+    set_: Sets = None,
+    input_: Inputs = None,
+    output: Output = None,
+    tasks: Tasks = None,
+    workers: Workers = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved, validated plan and exit.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory instead of resuming it.")] = False,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Run a pipeline recipe; rerunning the same command resumes an interrupted run."""
+    from r1data.run.pipeline import execute, load_spec, plan_run
+
+    with user_errors():
+        spec = load_spec(recipe, _overrides(set_, input_, output, tasks, workers, filter_threshold, dedup_window))
+        plan = plan_run(spec)
+        if dry_run:
+            _print_plan(plan)
+            return
+        with _Progress(spec.name, enabled=sys.stderr.isatty() and not json_summary) as progress:
+            result = execute(plan, overwrite=overwrite, on_progress=progress.update)
+        if json_summary:
+            typer.echo(json.dumps(_summary_dict(result), indent=2))
+        else:
+            _print_summary(result, plan)
+
+
+def validate(
+    recipe: Recipe,
+    filter_threshold: FilterThreshold = None,
+    dedup_window: DedupWindow = None,
+    set_: Sets = None,
+    input_: Inputs = None,
+) -> None:
+    """Check a recipe (stages, parameters, models, inputs) without running it."""
+    from r1data.run.pipeline import load_spec, plan_run
+
+    with user_errors():
+        spec = load_spec(recipe, _overrides(set_, input_, None, None, None, filter_threshold, dedup_window))
+        plan = plan_run(spec)
+    size = sum(f.size or 0 for f in plan.inputs)
+    typer.echo(
+        f"{recipe}: ok — {len(spec.stages)} stages, {len(plan.inputs)} input files ({size / 2**20:.1f} MiB), "
+        f"config {spec.config_hash()[:12]}"
+    )
+
+
+class _Progress:
+    """A task progress bar on a terminal; nothing otherwise (logs stay quiet)."""
+
+    def __init__(self, name: str, enabled: bool):
+        self.name, self.enabled = name, enabled
+        self._progress = self._task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn(f"[bold]{self.name}[/] tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+            )
+            self._progress.start()
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("run", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+        return False
+
+
+def _print_plan(plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    d = plan.describe()
+    con = Console()
+    con.print(f"[bold]pipeline[/] {d['pipeline']}  ({d['recipe']}, config {d['config_hash'][:12]})")
+    con.print(f"[bold]executor[/] {d['executor']}: {d['tasks']} tasks, {d['workers']} workers -> {d['output']}")
+    knobs = {k: v for k, v in d["knobs"].items() if k != "applied_to"}
+    if knobs:
+        con.print(f"[bold]knobs[/] {knobs} applied to {d['knobs']['applied_to']}")
+    con.print(f"[bold]inputs[/] {len(d['inputs'])} files")
+    for f in d["inputs"][:20]:
+        size = f"{f['size'] / 2**20:.1f} MiB" if f["size"] is not None else "?"
+        con.print(f"  [{f['index']}] {f['uri']} ({size})")
+    if len(d["inputs"]) > 20:
+        con.print(f"  ... {len(d['inputs']) - 20} more")
+    con.print("[bold]stages[/]")
+    import yaml
+
+    con.print(yaml.safe_dump(d["stages"], sort_keys=False).rstrip(), markup=False, highlight=False)
+    table = Table("column", "type", "description", title="shard schema", title_justify="left")
+    for name, typ, desc in d["shard_schema"]:
+        table.add_row(name, typ, desc)
+    con.print(table)
+    con.print(f"rejected/ adds: {', '.join(d['rejected_extra_columns'])}")
+
+
+def _summary_dict(result) -> dict:
+    c = result.counts
+    return {
+        "output": str(result.out_dir),
+        "read": c["read"],
+        "kept": c["kept"],
+        "rejected": c["rejected"],
+        "dropped": c["dropped"],
+        "input_errors": c["input_errors"],
+        "wall_seconds": round(result.wall_seconds, 2),
+        "manifest": str(result.manifest),
+        "resumed_tasks": result.skipped_tasks,
+    }
+
+
+def _print_summary(result, plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = result.counts
+    con = Console()
+    read = c["read"] or 1
+    rate = c["read"] / result.wall_seconds if result.wall_seconds else 0
+    con.print(
+        f"[bold]{plan.spec.name}[/]: read {c['read']:,}, kept {c['kept']:,} ({100 * c['kept'] / read:.1f}%), "
+        f"dropped {c['rejected']:,} in {result.wall_seconds:.1f} s ({rate:.1f} docs/s)"
+        + (f"; resumed ({result.skipped_tasks} tasks were already done)" if result.skipped_tasks else "")
+    )
+    if c["dropped"]:
+        table = Table("stage", "reason", "dropped", "% of read", title="dropped documents", title_justify="left")
+        for row in c["dropped"]:
+            table.add_row(row["stage"], row["reason"], f"{row['count']:,}", f"{100 * row['count'] / read:.1f}")
+        con.print(table)
+    if c["input_errors"]:
+        con.print(f"[bold red]{len(c['input_errors'])} input file(s) could not be fully read[/] (named in the manifest):")
+        for e in c["input_errors"]:
+            con.print(f"  {e['uri']}: {e['error']} ({e['documents_before_error']} documents read before it)", markup=False)
+    con.print(f"output: {result.out_dir}/shards ({c['kept']:,} rows), rejected/ ({c['rejected']:,} rows)")
+    con.print(f"manifest: {result.manifest}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("validate")(validate)

@@ -1,0 +1,437 @@
+"""A pipeline recipe, validated: every problem is found before any work and reported with its line.
+
+A recipe is YAML::
+
+    name: web
+    inputs: [data/sample/web/*.warc.gz]      # files, globs, directories, s3://, gs://, https://
+    stages:
+      - stage: warc_reader                     # a registered stage; the first one reads the inputs
+      - stage: gopher_quality                  # parameters sit beside ``stage``
+        min_doc_words: 50
+      - stage: language_filter
+        name: english_only                     # optional label, for --set stages.english_only.x=y
+        languages: [en]
+    output: {path: out/web}
+    executor: {type: local, tasks: 4, workers: 2}
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import sysconfig
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from r1data.config.yamlsrc import YamlSource
+from r1data.errors import ConfigError
+from r1data.stages.base import ReaderStage, Stage, StageConfig
+from r1data.stages.registry import all_stages, suggest
+
+TOP_LEVEL_KEYS = ("name", "description", "inputs", "stages", "output", "executor")
+RESERVED_STAGE_KEYS = ("stage", "name")
+KNOBS = {
+    # knob -> (flag, validator description)
+    "filter_threshold": "--filter-threshold",
+    "dedup_window": "--dedup-window",
+}
+
+
+class OutputSpec(BaseModel):
+    """Where and how shards are written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(None, description="output directory; default out/<name>")
+    row_group_rows: int = Field(2048, ge=1, le=1_000_000, description="rows per Parquet row group (at most)")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+class ExecutorSpec(BaseModel):
+    """Where the pipeline runs. ``tasks``: units of work; ``workers``: how many run at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["local", "slurm", "ray"] = "local"
+    tasks: int | None = Field(None, ge=1, description="default: one per input file, at most 1024")
+    workers: int | None = Field(None, ge=1, description="default: all cores (local)")
+    # Slurm (see `r1data run --help`); ignored by the local executor.
+    partition: str | None = None
+    time: str = "04:00:00"
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2.0, gt=0)
+    qos: str | None = None
+    account: str | None = None
+    max_array_size: int | None = Field(None, ge=1)
+    sbatch_args: dict[str, str] = Field(default_factory=dict)
+    # Ray
+    address: str | None = None
+
+
+@dataclass
+class StageSpec:
+    stage: str  # registered name
+    label: str  # unique within the pipeline
+    cls: type[Stage]
+    config: StageConfig
+    path: tuple  # YAML path of the entry, for messages
+
+    def build(self) -> Stage:
+        return self.cls(self.config, label=self.label)
+
+
+@dataclass
+class PipelineSpec:
+    name: str
+    description: str
+    inputs: list[str]
+    stages: list[StageSpec]
+    output: OutputSpec
+    executor: ExecutorSpec
+    knobs: dict[str, Any]
+    source: YamlSource
+    knob_targets: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def output_path(self) -> str:
+        return self.output.path or os.path.join("out", self.name)
+
+    def stage_columns(self) -> dict[str, str]:
+        cols: dict[str, str] = {}
+        for s in self.stages:
+            cols.update(s.cls.columns)
+        return cols
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every default filled in: what the manifest records and the hash covers."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputs": list(self.inputs),
+            "stages": [
+                {"stage": s.stage, "version": s.cls.version, "name": s.label, **s.config.model_dump(mode="json")}
+                for s in self.stages
+            ],
+            "output": self.output.model_dump(mode="json") | {"path": self.output_path},
+            "executor": self.executor.model_dump(mode="json"),
+            "knobs": dict(self.knobs),
+        }
+
+    def config_hash(self) -> str:
+        """sha256 of what determines the output: everything but where and how wide the run is."""
+        r = self.resolved()
+        r["executor"] = {"tasks": r["executor"]["tasks"]}
+        r.pop("description")
+        blob = json.dumps(r, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# overrides
+
+
+@dataclass
+class Overrides:
+    """What the command line changes in a recipe. Applied before validation, so errors point at the flag."""
+
+    sets: list[str] = field(default_factory=list)  # "stages.<name>.<param>=<value>", "output.path=..."
+    inputs: list[str] | None = None
+    output: str | None = None
+    tasks: int | None = None
+    workers: int | None = None
+    executor: str | None = None
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    filter_threshold: float | None = None
+    dedup_window: int | None = None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _stage_index(stages: list, key: str) -> int | None:
+    if key.isdigit():
+        i = int(key)
+        return i if i < len(stages) else None
+    for i, entry in enumerate(stages):
+        if isinstance(entry, dict) and entry.get("name", entry.get("stage")) == key:
+            return i
+    for i, entry in enumerate(stages):  # a stage's registered name works when it is unambiguous
+        if isinstance(entry, dict) and entry.get("stage") == key:
+            return i
+    return None
+
+
+def apply_overrides(src: YamlSource, ov: Overrides) -> YamlSource:
+    """Return a copy of ``src`` with the command line applied; remembers which flag set what."""
+    data = copy.deepcopy(src.data) if isinstance(src.data, dict) else src.data
+    out = YamlSource(data=data, file=src.file, lines=dict(src.lines), origins=dict(src.origins))
+    if not isinstance(data, dict):
+        return out
+    problems = []
+
+    def put(path: tuple, value: Any, flag: str) -> None:
+        node = data
+        for part in path[:-1]:
+            if isinstance(node, list):
+                node = node[part]
+            else:
+                nxt = node.get(part)
+                if not isinstance(nxt, (dict, list)):
+                    nxt = {}
+                    node[part] = nxt
+                node = nxt
+        node[path[-1]] = value
+        out.origins[path] = flag
+
+    for item in ov.sets:
+        flag = f"--set {item}"
+        if "=" not in item:
+            problems.append(f"{flag}: expected KEY=VALUE, e.g. stages.gopher_quality.min_doc_words=100")
+            continue
+        key, value = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            problems.append(f"{flag}: empty key")
+            continue
+        if parts[0] == "stages":
+            stages = data.get("stages")
+            if len(parts) != 3 or not isinstance(stages, list):
+                problems.append(f"{flag}: expected stages.<name>.<param>=<value>")
+                continue
+            idx = _stage_index(stages, parts[1])
+            if idx is None:
+                names = [e.get("name", e.get("stage")) for e in stages if isinstance(e, dict)]
+                problems.append(f"{flag}: no stage named {parts[1]!r}{suggest(parts[1], names)} (stages: {', '.join(map(str, names))})")
+                continue
+            put(("stages", idx, parts[2]), _parse_value(value), flag)
+        elif parts[0] in TOP_LEVEL_KEYS:
+            put(tuple(parts), _parse_value(value), flag)
+        else:
+            problems.append(f"{flag}: unknown key {parts[0]!r}{suggest(parts[0], TOP_LEVEL_KEYS)}")
+    if ov.inputs:
+        put(("inputs",), list(ov.inputs), "--input")
+    if ov.output:
+        put(("output", "path"), ov.output, "--output")
+    if ov.tasks is not None:
+        put(("executor", "tasks"), ov.tasks, "--tasks")
+    if ov.workers is not None:
+        put(("executor", "workers"), ov.workers, "--workers")
+    if ov.executor is not None:
+        put(("executor", "type"), ov.executor, "--executor")
+    for k, v in ov.executor_options.items():
+        if v is not None:
+            put(("executor", k), v, f"--{k.replace('_', '-')}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def where(src: YamlSource, path: tuple) -> str:
+    return src.where(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _pydantic_problems(src: YamlSource, base: tuple, err: ValidationError, fields) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = base + loc
+        if e["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            out.append(f"{where(src, path)}: unknown parameter{suggest(key, fields)}")
+        elif e["type"] == "missing":
+            out.append(f"{where(src, path)}: required parameter is missing")
+        else:
+            got = e.get("input")
+            got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+            out.append(f"{where(src, path)}: {e['msg'].lower()}{got_s}")
+    return out
+
+
+def expand_vars(text: str, name: str = "") -> str:
+    """``${stdlib}``, ``${purelib}``, ``${env:VAR}``, ``${name}`` and ``~`` in paths."""
+
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key == "stdlib":
+            return sysconfig.get_paths()["stdlib"]
+        if key == "purelib":
+            return sysconfig.get_paths()["purelib"]
+        if key == "name":
+            return name
+        if key.startswith("env:"):
+            var = key[4:]
+            if var not in os.environ:
+                raise ConfigError(f"${{{key}}}: environment variable {var} is not set")
+            return os.environ[var]
+        raise ConfigError(f"${{{key}}}: unknown variable (known: stdlib, purelib, name, env:VAR)")
+
+    return os.path.expanduser(re.sub(r"\$\{([^}]+)\}", sub, text))
+
+
+def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> PipelineSpec:
+    """Validate a (possibly overridden) recipe. Raises one ``ConfigError`` listing every problem."""
+    knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
+    data = src.data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src.file}:1: a recipe must be a mapping with name, inputs, stages, output, executor")
+    problems: list[str] = []
+
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(f"{where(src, (key,))}: unknown key{suggest(str(key), TOP_LEVEL_KEYS)}")
+
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append(f"{where(src, ('name',))}: required: a name of letters, digits, '_', '.', '-' (got {name!r})")
+        name = "pipeline"
+    description = data.get("description") or ""
+
+    raw_inputs = data.get("inputs")
+    if raw_inputs is None:
+        problems.append(f"{src.file}: inputs: required (a path, glob, directory or URL; or pass --input)")
+        inputs: list[str] = []
+    else:
+        raw_list = raw_inputs if isinstance(raw_inputs, list) else [raw_inputs]
+        inputs = []
+        for i, item in enumerate(raw_list):
+            p = ("inputs", i) if isinstance(raw_inputs, list) else ("inputs",)
+            if not isinstance(item, str) or not item.strip():
+                problems.append(f"{where(src, p)}: must be a path, glob, directory or URL string (got {item!r})")
+                continue
+            try:
+                inputs.append(expand_vars(item, name))
+            except ConfigError as e:
+                problems.append(f"{where(src, p)}: {e}")
+        if not raw_list:
+            problems.append(f"{where(src, ('inputs',))}: must list at least one path")
+
+    def section(key: str, model: type[BaseModel]):
+        raw = data.get(key) or {}
+        if not isinstance(raw, dict):
+            problems.append(f"{where(src, (key,))}: must be a mapping")
+            return model()
+        try:
+            return model.model_validate(raw)
+        except ValidationError as e:
+            problems.extend(_pydantic_problems(src, (key,), e, model.model_fields))
+            return model()
+
+    output = section("output", OutputSpec)
+    if output.path:
+        try:
+            output = output.model_copy(update={"path": expand_vars(output.path, name)})
+        except ConfigError as e:
+            problems.append(f"{where(src, ('output', 'path'))}: {e}")
+        if "://" in (output.path or ""):
+            problems.append(f"{where(src, ('output', 'path'))}: remote output is not supported yet; write to a local or shared filesystem path")
+    executor = section("executor", ExecutorSpec)
+
+    stages: list[StageSpec] = []
+    raw_stages = data.get("stages")
+    registry = all_stages()
+    if not isinstance(raw_stages, list) or not raw_stages:
+        problems.append(f"{where(src, ('stages',))}: required: a list of stages, the first one a reader")
+        raw_stages = []
+    labels: dict[str, int] = {}
+    for i, entry in enumerate(raw_stages):
+        p = ("stages", i)
+        if not isinstance(entry, dict) or "stage" not in entry:
+            problems.append(f"{where(src, p)}: each stage is a mapping with a 'stage:' key naming a registered stage")
+            continue
+        sname = entry["stage"]
+        pinned = None
+        if isinstance(sname, str) and "@" in sname:
+            sname, _, pin = sname.partition("@")
+            pinned = int(pin) if pin.isdigit() else pin
+        if not isinstance(sname, str) or sname not in registry:
+            problems.append(f"{where(src, p + ('stage',))}: unknown stage {sname!r}{suggest(str(sname), registry)} (see `r1data stages`)")
+            continue
+        cls = registry[sname]
+        if pinned is not None and pinned != cls.version:
+            problems.append(f"{where(src, p + ('stage',))}: {sname}@{pinned} is pinned but this r1data has {sname}@{cls.version}")
+        label = entry.get("name", sname)
+        if not isinstance(label, str) or not _NAME.match(label):
+            problems.append(f"{where(src, p + ('name',))}: stage name must be letters, digits, '_', '.', '-'")
+            label = sname
+        if label in labels:
+            problems.append(f"{where(src, p + ('name',))}: stage name {label!r} is used twice (also stages[{labels[label]}]); give one a different name:")
+        labels[label] = i
+        if i == 0 and not issubclass(cls, ReaderStage):
+            problems.append(f"{where(src, p + ('stage',))}: the first stage must be a reader (e.g. warc_reader, jsonl_reader), got {sname}")
+        if i > 0 and issubclass(cls, ReaderStage):
+            problems.append(f"{where(src, p + ('stage',))}: only the first stage may be a reader")
+        params = {k: v for k, v in entry.items() if k not in RESERVED_STAGE_KEYS}
+        for knob, value in knobs.items():
+            if knob in cls.knobs:
+                params[cls.knobs[knob]] = value
+        try:
+            config = cls.Config.model_validate(params)
+        except ValidationError as e:
+            problems.extend(_pydantic_problems(src, p, e, cls.Config.model_fields))
+            continue
+        for param, msg in cls.check_config(config):
+            problems.append(f"{where(src, p + (param,))}: {msg}")
+        stages.append(StageSpec(stage=sname, label=label, cls=cls, config=config, path=p))
+
+    provided: set[str] = set()
+    for s in stages:
+        missing = [c for c in s.cls.needs if c not in provided]
+        if missing:
+            makers = sorted(n for n, c in registry.items() if set(missing) & set(c.columns))
+            problems.append(
+                f"{where(src, s.path + ('stage',))}: {s.stage} needs column(s) {', '.join(missing)} from an earlier stage"
+                + (f" (add {' or '.join(makers)} before it)" if makers else "")
+            )
+        provided.update(s.cls.columns)
+
+    knob_targets: dict[str, list[str]] = {}
+    for knob, value in knobs.items():
+        flag = KNOBS[knob]
+        targets = [s.label for s in stages if knob in s.cls.knobs]
+        knob_targets[knob] = targets
+        if not targets and raw_stages:
+            users = sorted(n for n, c in registry.items() if knob in c.knobs)
+            hint = f"; stages that use it: {', '.join(users)}" if users else "; no stage in this r1data uses it yet"
+            problems.append(f"{flag} {value}: {src.file} has no stage that uses it{hint}")
+
+    if problems:
+        raise ConfigError(problems)
+    return PipelineSpec(
+        name=name,
+        description=description,
+        inputs=inputs,
+        stages=stages,
+        output=output,
+        executor=executor,
+        knobs=knobs,
+        source=src,
+        knob_targets=knob_targets,
+    )
+
+
+def validate_knobs(filter_threshold: float | None, dedup_window: int | None) -> dict[str, Any]:
+    """Range-check the two command-line knobs; they must never be silently ignored."""
+    problems = []
+    if filter_threshold is not None and not (0.0 <= filter_threshold <= 1.0):
+        problems.append(f"--filter-threshold {filter_threshold}: must be between 0 and 1 (a calibrated percentile)")
+    if dedup_window is not None and dedup_window < 0:
+        problems.append(f"--dedup-window {dedup_window}: must be an integer >= 0 (0 = one global window)")
+    if problems:
+        raise ConfigError(problems)
+    return {"filter_threshold": filter_threshold, "dedup_window": dedup_window}

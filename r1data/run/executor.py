@@ -1,0 +1,167 @@
+"""r1data's executors: datatrove's, with per-phase completion markers, one stats file per task and quiet logs.
+
+``PhaseMixin`` changes three things in datatrove's ``PipelineExecutor``:
+
+- markers, logs and stats of a phase live under ``completions/<phase>/``, ``logs/<phase>/`` and
+  ``stats/<phase>/`` (the final phase, named ``""``, uses the top-level folders), so multi-phase
+  pipelines (dedup) can share one output directory;
+- each task writes one ``stats/[phase/]NNNNN.json`` holding both r1data's counts (from the sink)
+  and datatrove's step statistics;
+- the console shows warnings only (corrupt inputs, failures); the full log is in ``logs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+import multiprocessing
+
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.utils.logging import logger
+from datatrove.utils.stats import PipelineStats
+
+LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+CONSOLE_FORMAT = "<level>{level: <7}</level> {message}"
+
+
+def console_logging(level: str = "WARNING") -> None:
+    """Driver-side loguru setup: one short line per message on stderr."""
+    logger.remove()
+    logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty())
+
+
+class PhaseMixin:
+    """Mixed in front of a datatrove executor; see the module docstring."""
+
+    phase: str = ""
+    console_level: str = "WARNING"
+
+    def _sub(self, folder: str) -> str:
+        return f"{folder}/{self.phase}" if self.phase else folder
+
+    def is_rank_completed(self, rank: int) -> bool:
+        return self.skip_completed and self.logging_dir.isfile(f"{self._sub('completions')}/{rank:05d}")
+
+    def mark_rank_as_completed(self, rank: int) -> None:
+        self.logging_dir.open(f"{self._sub('completions')}/{rank:05d}", "w").close()
+
+    def get_incomplete_ranks(self, ranks=None, skip_completed=None) -> list[int]:
+        if skip_completed is None:
+            skip_completed = self.skip_completed
+        sub = self._sub("completions")
+        done = set()
+        if skip_completed and self.logging_dir.isdir(sub):
+            done = {os.path.basename(p) for p in self.logging_dir.list_files(sub, recursive=False)}
+        return [r for r in (ranks if ranks is not None else range(self.world_size)) if f"{r:05d}" not in done]
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+        if self.is_rank_completed(rank):
+            return PipelineStats()
+        self._set_distributed_environment(node_rank)
+        logfile = self.logging_dir.open(f"{self._sub('logs')}/task_{rank:05d}.log", "w")
+        logger.remove()
+        logger.add(sys.stderr, level=self.console_level, format=CONSOLE_FORMAT, colorize=False)
+        logger.add(logfile, level="DEBUG", format=LOG_FORMAT, colorize=False)
+        logger.info(f"task {rank} of {self.world_size} ({self.phase or 'main'}) starting")
+        try:
+            data = None
+            for step in self.pipeline:
+                if callable(step):
+                    data = step(data, rank, self.world_size)
+                elif isinstance(step, Sequence) and not isinstance(step, str):
+                    data = step
+                else:
+                    raise ValueError(f"not a pipeline step: {step!r}")
+            if data:
+                deque(data, maxlen=0)
+            stats = PipelineStats(self.pipeline)
+            report = getattr(self.pipeline[-1], "report", None) or {}
+            if node_rank <= 0:
+                with self.logging_dir.open(f"{self._sub('stats')}/{rank:05d}.json", "w") as f:
+                    json.dump({"r1data": report, "datatrove": json.loads(stats.to_json())}, f, indent=1)
+                self.mark_rank_as_completed(rank)
+            logger.info(f"task {rank} done: {report.get('read', '?')} read, {report.get('kept', '?')} kept")
+            return stats
+        except Exception as e:
+            logger.exception(e)
+            raise
+        finally:
+            logger.complete()
+            logger.remove()
+            logfile.close()
+
+
+def _run_rank(executor: "LocalExecutor", rank: int) -> int:
+    executor._run_for_rank(rank)
+    return rank
+
+
+class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
+    """datatrove's LocalPipelineExecutor on a ``concurrent.futures`` pool.
+
+    The pool notices a worker that dies (SIGKILL, out of memory): the tasks it was running are
+    retried once in a fresh pool, then reported as failed; finished tasks are never redone.
+    ``on_progress(done, total)`` is called as tasks finish.
+    """
+
+    def __init__(self, pipeline, *, tasks: int, workers: int, logging_dir: str, phase: str = "", on_progress=None, retries: int = 1):
+        super().__init__(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
+        self.phase = phase
+        self.on_progress = on_progress
+        self.retries = retries
+        self.failures: dict[int, str] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["on_progress"] = None  # a callback into the driver's display does not travel
+        return state
+
+    def run(self) -> list[int]:
+        """Run the incomplete ranks; returns the ranks that failed (empty when all completed)."""
+        todo = self.get_incomplete_ranks(range(self.tasks))
+        total = self.tasks
+        done = total - len(todo)
+        if self.on_progress:
+            self.on_progress(done, total)
+        if not todo:
+            return []
+        attempts = {r: 0 for r in todo}
+        queue = list(todo)
+        ctx = multiprocessing.get_context("forkserver")
+        while queue:
+            pending = {}
+            try:
+                with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=ctx) as pool:
+                    for r in queue:
+                        attempts[r] += 1
+                        pending[pool.submit(_run_rank, self, r)] = r
+                    queue = []
+                    while pending:
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            r = pending.pop(fut)
+                            try:
+                                fut.result()
+                                done += 1
+                                if self.on_progress:
+                                    self.on_progress(done, total)
+                            except BrokenProcessPool:
+                                raise
+                            except Exception as e:
+                                self.failures[r] = f"{type(e).__name__}: {e}"
+            except BrokenProcessPool:
+                lost = [r for r in pending.values() if not self.is_rank_completed(r)]
+                for r in lost:
+                    if attempts[r] <= self.retries:
+                        logger.warning(f"a worker died (killed or out of memory) while running task {r}; retrying it")
+                        queue.append(r)
+                    else:
+                        self.failures[r] = "the worker process died (killed or out of memory) twice"
+                done = total - len(self.get_incomplete_ranks(range(self.tasks)))
+        return sorted(self.failures)

@@ -1,0 +1,89 @@
+"""Resolve a recipe's input patterns to a sorted list of files (the "input shards")."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from r1data.errors import InputError
+from r1data.stages.base import InputFile
+
+_REMOTE = ("s3://", "gs://", "gcs://", "az://", "abfs://", "hf://")
+_HTTP = ("http://", "https://")
+_SKIP_NAMES = {".DS_Store"}
+
+
+def _is_hidden(path: str) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in Path(path).parts)
+
+
+def _local(pattern: str) -> list[tuple[str, int]]:
+    p = os.path.expanduser(pattern)
+    if glob.has_magic(p):
+        matches = sorted(glob.glob(p, recursive=True))
+        files = [m for m in matches if os.path.isfile(m)]
+        if not files:
+            raise InputError(f"input {pattern}: the pattern matches no file (relative to {os.getcwd()})")
+        return [(os.path.abspath(f), os.path.getsize(f)) for f in files]
+    if os.path.isdir(p):
+        out = []
+        for root, dirs, names in os.walk(p, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for n in sorted(names):
+                if n.startswith(".") or n in _SKIP_NAMES:
+                    continue
+                f = os.path.join(root, n)
+                if os.path.isfile(f):
+                    out.append((os.path.abspath(f), os.path.getsize(f)))
+        if not out:
+            raise InputError(f"input {pattern}: the directory holds no file")
+        return out
+    if os.path.isfile(p):
+        return [(os.path.abspath(p), os.path.getsize(p))]
+    raise InputError(f"input {pattern}: no such file or directory (relative to {os.getcwd()})")
+
+
+def _remote(pattern: str) -> list[tuple[str, int | None]]:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(pattern)
+    except (ImportError, ValueError) as e:
+        raise InputError(f"input {pattern}: cannot open this kind of URL: {e}") from None
+    proto = pattern.split("://", 1)[0]
+    try:
+        if glob.has_magic(path):
+            found = sorted(fs.glob(path, detail=True).items())
+            out = [(f"{proto}://{k}", v.get("size")) for k, v in found if v.get("type") != "directory"]
+        elif fs.isdir(path):
+            out = [(f"{proto}://{k}", v.get("size")) for k, v in sorted(fs.find(path, detail=True).items())]
+        else:
+            info = fs.info(path)
+            out = [(pattern, info.get("size"))]
+    except FileNotFoundError:
+        raise InputError(f"input {pattern}: not found") from None
+    except Exception as e:  # credentials, network
+        raise InputError(f"input {pattern}: cannot list: {type(e).__name__}: {e}") from None
+    if not out:
+        raise InputError(f"input {pattern}: matches no file")
+    return out
+
+
+def resolve_inputs(patterns: list[str]) -> list[InputFile]:
+    """Expand every pattern; the union is sorted by path and numbered (input_index).
+
+    Local paths are made absolute; URLs over HTTP(S) are taken as single files (size from the
+    server when it says). Raises ``InputError`` naming the first pattern that matches nothing.
+    """
+    found: dict[str, int | None] = {}
+    for pattern in patterns:
+        if pattern.startswith(_HTTP):
+            found.setdefault(pattern, None)
+        elif pattern.startswith(_REMOTE) or "://" in pattern:
+            for uri, size in _remote(pattern):
+                found.setdefault(uri, size)
+        else:
+            for uri, size in _local(pattern):
+                found.setdefault(uri, size)
+    return [InputFile(index=i, uri=uri, size=found[uri]) for i, uri in enumerate(sorted(found))]

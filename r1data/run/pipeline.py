@@ -1,0 +1,172 @@
+"""The library entry point behind ``r1data run``: load a recipe, plan it, run it, write the manifest.
+
+    from r1data.run.pipeline import load_spec, plan_run, execute
+    spec = load_spec("pipelines/web.yaml", Overrides(tasks=4))
+    result = execute(plan_run(spec))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from r1data.config.spec import Overrides, PipelineSpec, apply_overrides, build_spec, validate_knobs
+from r1data.config.yamlsrc import load_yaml_file
+from r1data.errors import ConfigError, FatalError
+from r1data.io.schema import describe_schema, rejected_schema, shard_schema
+from r1data.paths import resolve_path, sha256_file
+from r1data.run.inputs import resolve_inputs
+from r1data.stages.base import InputFile, ReaderStage
+
+MAX_DEFAULT_TASKS = 1024
+STATE_FILE = "run.json"
+OUTPUT_FOLDERS = ("shards", "rejected", "stats", "logs", "completions", "work")
+
+
+def load_spec(recipe: str | os.PathLike, overrides: Overrides | None = None) -> PipelineSpec:
+    """Read, override and validate a recipe. Raises ``ConfigError`` listing every problem."""
+    ov = overrides or Overrides()
+    knobs = validate_knobs(ov.filter_threshold, ov.dedup_window)
+    src = apply_overrides(load_yaml_file(recipe), ov)
+    return build_spec(src, knobs)
+
+
+@dataclass
+class Plan:
+    """A validated recipe bound to concrete input files, tasks and workers."""
+
+    spec: PipelineSpec
+    inputs: list[InputFile]
+    tasks: int
+    workers: int
+    out_dir: Path
+
+    def plan_hash(self) -> str:
+        """What must not change for a run to resume: the config and the exact input list."""
+        import hashlib
+
+        blob = json.dumps({"config": self.spec.config_hash(), "inputs": [[f.uri, f.size] for f in self.inputs]}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def build_pipeline(self) -> list:
+        from r1data.run.sink import TaskSink
+
+        steps = [s.build() for s in self.spec.stages]
+        reader = steps[0]
+        assert isinstance(reader, ReaderStage)
+        reader.files = list(self.inputs)
+        sink = TaskSink(
+            self.out_dir,
+            self.spec.stage_columns(),
+            row_group_rows=self.spec.output.row_group_rows,
+            compression=self.spec.output.compression,
+            reader=reader,
+        )
+        return steps + [sink]
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model file the stages load, with its sha256 (for the manifest)."""
+        out = []
+        for s in self.spec.stages:
+            for key, value in s.config.model_dump().items():
+                if isinstance(value, str) and (key == "model" or key.endswith("_model")):
+                    p = resolve_path(value)
+                    out.append({"stage": s.label, "param": key, "path": str(p), "sha256": sha256_file(p) if p.is_file() else None})
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        cols = self.spec.stage_columns()
+        return {
+            "pipeline": self.spec.name,
+            "recipe": self.spec.source.file,
+            "config_hash": self.spec.config_hash(),
+            "inputs": [{"index": f.index, "uri": f.uri, "size": f.size} for f in self.inputs],
+            "tasks": self.tasks,
+            "workers": self.workers,
+            "executor": self.spec.executor.type,
+            "output": str(self.out_dir),
+            "knobs": {**self.spec.knobs, "applied_to": self.spec.knob_targets},
+            "stages": self.spec.resolved()["stages"],
+            "shard_schema": [list(x) for x in describe_schema(shard_schema(cols))],
+            "rejected_extra_columns": [n for n in rejected_schema(cols).names if n not in shard_schema(cols).names],
+        }
+
+
+def plan_run(spec: PipelineSpec) -> Plan:
+    """Resolve inputs and decide tasks/workers. Raises ``InputError`` for a missing input."""
+    inputs = resolve_inputs(spec.inputs)
+    tasks = spec.executor.tasks or max(1, min(len(inputs), MAX_DEFAULT_TASKS))
+    workers = spec.executor.workers or max(1, min(os.cpu_count() or 1, tasks))
+    return Plan(spec=spec, inputs=inputs, tasks=tasks, workers=min(workers, tasks), out_dir=Path(spec.output_path))
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    counts: dict[str, Any]
+    wall_seconds: float
+    manifest: Path
+    failed_tasks: dict[int, str] = field(default_factory=dict)
+    skipped_tasks: int = 0
+
+
+def prepare_output(plan: Plan, overwrite: bool = False) -> int:
+    """Create the output folder or check that it holds a resumable run of this plan.
+
+    Returns how many tasks are already complete. A folder holding another config's run is an
+    error unless ``overwrite`` is set."""
+    out = plan.out_dir
+    state_path = out / STATE_FILE
+    if overwrite and out.exists():
+        for sub in OUTPUT_FOLDERS:
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in (STATE_FILE, "manifest.json", "executor.json", "stats.json"):
+            (out / f).unlink(missing_ok=True)
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("plan_hash") != plan.plan_hash():
+            raise ConfigError(
+                f"{out} holds a run of a different config or input list (plan {state.get('plan_hash', '?')[:12]}, "
+                f"this one {plan.plan_hash()[:12]}); pass --overwrite to replace it or choose another --output"
+            )
+    elif out.exists() and any((out / sub).exists() for sub in ("shards", "completions")):
+        raise ConfigError(f"{out} holds shards from an unknown run; pass --overwrite to replace them or choose another --output")
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("shards", "rejected"):
+        folder = out / sub
+        if folder.exists():
+            for stale in folder.glob(".*.tmp-*"):  # left by a killed task; the task will be rerun
+                stale.unlink(missing_ok=True)
+    if not state_path.exists():
+        state_path.write_text(json.dumps({"plan_hash": plan.plan_hash(), "config_hash": plan.spec.config_hash(), "tasks": plan.tasks}, indent=1))
+    done = out / "completions"
+    return len([p for p in done.iterdir() if p.is_file()]) if done.exists() else 0
+
+
+def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Run (or resume) ``plan`` locally and write ``manifest.json``. Raises ``FatalError`` if a task fails."""
+    from r1data.run.executor import LocalExecutor, console_logging
+    from r1data.run.manifest import aggregate, load_task_stats, manifest_content, now_iso, write_manifest
+
+    started = now_iso()
+    t0 = time.perf_counter()
+    skipped = prepare_output(plan, overwrite)
+    console_logging()
+    if plan.spec.executor.type != "local":
+        raise ConfigError(f"executor {plan.spec.executor.type!r} is not available in this version; use --executor local")
+    ex = LocalExecutor(plan.build_pipeline(), tasks=plan.tasks, workers=plan.workers, logging_dir=str(plan.out_dir), on_progress=on_progress)
+    failed = ex.run()
+    if failed:
+        lines = [f"task {r}: {ex.failures[r]} (log: {plan.out_dir}/logs/task_{r:05d}.log)" for r in failed]
+        raise FatalError(
+            f"{len(failed)} of {plan.tasks} tasks failed; rerun the same command to resume the unfinished ones:\n  " + "\n  ".join(lines)
+        )
+    counts = aggregate(load_task_stats(plan.out_dir), [s.label for s in plan.spec.stages])
+    wall = time.perf_counter() - t0
+    manifest = write_manifest(plan.out_dir, manifest_content(plan=plan, counts=counts, wall_seconds=wall, started=started))
+    return RunResult(out_dir=plan.out_dir, counts=counts, wall_seconds=wall, manifest=manifest, skipped_tasks=skipped)

@@ -1,0 +1,254 @@
+"""The stage contract: every r1data stage is a datatrove ``PipelineStep`` with a typed config.
+
+A stage never drops a document from the stream. It *marks* it rejected (``reject``) and passes it
+on; later stages skip marked documents and the task's sink routes them to ``rejected/`` with the
+stage and reason. So ``kept + rejected == read`` holds by construction, and the order in which
+documents reach the sink does not depend on which stage dropped them.
+
+Kinds:
+
+- ``ReaderStage``: turns input files into documents (``read_file``); a corrupt file is recorded,
+  not raised, and the other files are still read.
+- ``FilterStage``: answers "keep, or drop with this reason" (``keep``), like datatrove's filters.
+- ``TaggerStage``: adds columns or rewrites text (``tag``); may reject by returning a reason.
+
+Heavy dependencies (kenlm, fasttext, torch) are imported in ``setup``, which runs once per task in
+the worker, never at import time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from pydantic import BaseModel, ConfigDict
+
+from r1data.errors import ShardError
+
+REJECTED_KEY = "_rejected"  # doc.metadata[REJECTED_KEY] = (stage label, reason)
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's typed parameters: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def is_rejected(doc: Document) -> bool:
+    return REJECTED_KEY in doc.metadata
+
+
+def reject(doc: Document, stage: str, reason: str, **fields: Any) -> None:
+    """Mark ``doc`` as dropped by ``stage`` for ``reason``; ``fields`` (e.g. duplicate_of) go to its row."""
+    if REJECTED_KEY not in doc.metadata:  # the first stage to reject a document owns it
+        doc.metadata[REJECTED_KEY] = (stage, reason)
+        doc.metadata.update(fields)
+
+
+def rejection(doc: Document) -> tuple[str, str] | None:
+    return doc.metadata.get(REJECTED_KEY)
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Stage(PipelineStep):
+    """A registered, typed, documented pipeline step. Subclass one of the kinds below."""
+
+    #: registered snake_case name used in YAML (``stage: gopher_quality``)
+    name: ClassVar[str]
+    #: bumped whenever the stage's output for the same input and config changes
+    version: ClassVar[int] = 1
+    kind: ClassVar[str] = "transform"
+    Config: ClassVar[type[StageConfig]] = StageConfig
+    #: columns this stage adds to the shard schema: name -> arrow type ("string", "float32", "int64", ...)
+    columns: ClassVar[dict[str, str]] = {}
+    #: columns an earlier stage must provide (checked at validation time), e.g. ("lang",)
+    needs: ClassVar[tuple[str, ...]] = ()
+    #: command-line knobs this stage consumes: knob name -> config field (e.g. filter_threshold -> threshold)
+    knobs: ClassVar[dict[str, str]] = {}
+    #: the YAML a user would paste into a recipe; shown by ``r1data stages NAME`` and tested
+    example: ClassVar[str] = ""
+    #: python modules that must be importable, with the pip extra that brings them
+    requires: ClassVar[dict[str, str]] = {}
+    #: documents handed to ``process_batch`` at once
+    batch_size: ClassVar[int] = 1
+
+    type = "r1data"
+
+    def __init__(self, config: StageConfig | None = None, label: str | None = None):
+        self.config = config if config is not None else self.Config()
+        self.label = label or self.name
+        self._ready = False
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"{self.kind}: {getattr(self, 'label', self.name)}"
+
+    # -- validation-time hooks ------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, config: StageConfig) -> list[tuple[str, str]]:
+        """Problems that need more than types (missing model files, ...): ``[(param, message)]``.
+
+        Runs at validation time, before any work, in the driver process."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records for this stage (config, versions of models it loads, ...)."""
+        return {"stage": self.name, "version": self.version, "label": self.label, "config": self.config.model_dump(mode="json")}
+
+    # -- worker-time hooks ----------------------------------------------------------------------
+    def setup(self) -> None:
+        """Load models and other heavy state; called once per task before the first document."""
+
+    def _ensure_setup(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        """Process live (not yet rejected) documents in place; return a drop reason or None for each."""
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self._ensure_setup()
+        batch: list[Document] = []
+        for doc in data:
+            batch.append(doc)
+            if len(batch) >= self.batch_size:
+                yield from self._run_batch(batch)
+                batch = []
+        if batch:
+            yield from self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Document]) -> Iterator[Document]:
+        live = [d for d in batch if not is_rejected(d)]
+        if live:
+            with self.track_time("batch" if self.batch_size > 1 else None):
+                reasons = self.process_batch(live)
+            for doc, reason in zip(live, reasons):
+                self.stat_update("total")
+                if reason:
+                    reject(doc, self.label, reason)
+                    self.stat_update("dropped", f"dropped_{reason}")
+                else:
+                    self.stat_update("forwarded")
+        yield from batch
+
+
+class FilterStage(Stage):
+    """Keep a document, or drop it with a precise reason. Never changes the document."""
+
+    kind: ClassVar[str] = "filter"
+
+    def keep(self, doc: Document) -> bool | tuple[bool, str]:
+        """True to keep; ``False`` or ``(False, "reason")`` to drop."""
+        raise NotImplementedError
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        out: list[str | None] = []
+        for doc in docs:
+            res = self.keep(doc)
+            if isinstance(res, tuple):
+                ok, reason = res
+            else:
+                ok, reason = res, None
+            out.append(None if ok else (reason or self.name))
+        return out
+
+
+class TaggerStage(Stage):
+    """Add columns to (or rewrite) a document; score first, filter later."""
+
+    kind: ClassVar[str] = "tagger"
+
+    def tag(self, doc: Document) -> str | None:
+        """Annotate ``doc.metadata`` / rewrite ``doc.text`` in place; return a reason to drop it."""
+        raise NotImplementedError
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        return [self.tag(doc) for doc in docs]
+
+
+class InputFile(BaseModel):
+    """One resolved input shard: its position in sorted order, where it is, and how big."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    uri: str
+    size: int | None = None
+
+
+class ReaderStage(Stage):
+    """Turn input files into documents. The runner assigns ``files`` (all inputs, sorted) before the run.
+
+    Task ``rank`` reads ``files[rank::world_size]``. Every document carries ``input_file``,
+    ``input_index`` and ``record_index`` so that later stages (dedup windows) can recover the
+    input order. A file that fails part-way keeps the documents read before the failure, and the
+    failure is recorded in ``self.report`` for the task summary.
+    """
+
+    kind: ClassVar[str] = "reader"
+
+    def __init__(self, config: StageConfig | None = None, label: str | None = None):
+        super().__init__(config, label)
+        self.files: list[InputFile] = []
+        self.source: str = "unknown"
+        self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
+
+    def read_file(self, file: InputFile) -> Iterable[Document]:
+        """Yield the documents of one file; raise ``ShardError`` (or anything) when it is corrupt."""
+        raise NotImplementedError
+
+    def assigned_files(self, rank: int, world_size: int) -> list[InputFile]:
+        return self.files[rank::world_size]
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        self._ensure_setup()
+        for file in self.assigned_files(rank, world_size):
+            self.stat_update("input_files")
+            n = 0
+            t0 = time.perf_counter()
+            error = None
+            try:
+                for doc in self.read_file(file):
+                    doc.metadata.setdefault("source", self.source)
+                    doc.metadata.setdefault("input_file", file.uri)
+                    doc.metadata.setdefault("input_index", file.index)
+                    doc.metadata.setdefault("record_index", n)
+                    n += 1
+                    self.report["read"] += 1
+                    self.stat_update("documents")
+                    yield doc
+            except ShardError as e:
+                error = e.message
+            except Exception as e:  # a corrupt file must never take the rest of the run down
+                error = f"{type(e).__name__}: {e}".strip()
+            entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}
+            if error:
+                from datatrove.utils.logging import logger
+
+                one_line = " ".join(error.split())
+                logger.warning(f"corrupt input {file.uri}: {one_line} (kept the {n} documents read before it)")
+                entry["error"] = one_line
+                self.report["errors"].append({"uri": file.uri, "error": one_line, "documents_before_error": n})
+                self.stat_update("input_errors")
+            self.report["files"].append(entry)
+
+
+def check_stage_class(cls: type[Stage]) -> None:
+    """Registry-time sanity checks so a mis-declared stage fails at import, not in a worker."""
+    if not _SNAKE.match(getattr(cls, "name", "") or ""):
+        raise TypeError(f"{cls.__name__}.name must be snake_case, got {getattr(cls, 'name', None)!r}")
+    if not (cls.__doc__ or "").strip():
+        raise TypeError(f"{cls.__name__} needs a one-line docstring")
+    for knob, field in cls.knobs.items():
+        if field not in cls.Config.model_fields:
+            raise TypeError(f"{cls.__name__}: knob {knob} maps to unknown field {field}")

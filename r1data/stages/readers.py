@@ -1,0 +1,271 @@
+"""Readers: WARC/WET/ARC records, JSONL and Parquet rows -> documents."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import ClassVar
+
+from datatrove.data import Document
+from pydantic import Field
+
+from r1data.errors import ShardError
+from r1data.stages.base import InputFile, ReaderStage, StageConfig, reject
+from r1data.stages.registry import register
+
+
+def open_binary(uri: str):
+    """Open any local path or URL smart_open understands, without transparent decompression."""
+    import smart_open
+
+    return smart_open.open(uri, "rb", compression="disable")
+
+
+def open_text(uri: str, encoding: str = "utf-8"):
+    """Open a (possibly compressed, possibly remote) text file; compression is inferred from the suffix."""
+    import smart_open
+
+    return smart_open.open(uri, "rt", encoding=encoding, errors="strict")
+
+
+# --------------------------------------------------------------------------------------------
+# WARC
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "iso-8859-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252", "us-ascii": "cp1252"}
+
+
+def _norm_charset(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.strip().strip("\"'").lower()
+    return _CHARSET_ALIASES.get(name, name)
+
+
+def decode_html(payload: bytes, declared: str | None) -> tuple[str | None, str | None]:
+    """Decode an HTML payload: the declared charset, then <meta charset>, UTF-8, then a detector guess.
+
+    Returns ``(text, charset)``, or ``(None, None)`` when no candidate decodes the bytes cleanly.
+    """
+    candidates: list[str] = []
+    for c in (_norm_charset(declared), None):
+        if c:
+            candidates.append(c)
+    m = _META_CHARSET.search(payload[:4096])
+    if m:
+        c = _norm_charset(m.group(1).decode("ascii", "ignore"))
+        if c:
+            candidates.append(c)
+    candidates.append("utf-8")
+    tried = set()
+    for c in candidates:
+        if c in tried:
+            continue
+        tried.add(c)
+        try:
+            return payload.decode(c), c
+        except (UnicodeDecodeError, LookupError):
+            continue
+    try:
+        import cchardet
+
+        guess = _norm_charset((cchardet.detect(payload) or {}).get("encoding"))
+    except ImportError:  # pragma: no cover - faust-cchardet is in the web extra
+        guess = None
+    if guess and guess not in tried:
+        try:
+            return payload.decode(guess), guess
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return None, None
+
+
+class WarcReaderConfig(StageConfig):
+    source: str = Field("web", description="value of the `source` column")
+    max_payload_mb: float = Field(20.0, gt=0, description="larger payloads are dropped with reason payload_too_large")
+    keep_non_html: bool = Field(False, description="keep text/plain responses as documents instead of dropping them")
+
+
+@register
+class WarcReader(ReaderStage):
+    """Read WARC (and WET, ARC) files: one document per HTTP response or WET conversion record."""
+
+    name = "warc_reader"
+    Config = WarcReaderConfig
+    requires = {"warcio": "web", "cchardet": "web"}
+    example = """\
+- stage: warc_reader
+  source: web
+"""
+
+    def setup(self) -> None:
+        self.source = self.config.source
+
+    def read_file(self, file: InputFile) -> Iterator[Document]:
+        from warcio.archiveiterator import ArchiveIterator
+        from warcio.exceptions import ArchiveLoadFailed
+
+        limit = int(self.config.max_payload_mb * 2**20)
+        try:
+            stream = open_binary(file.uri)
+        except OSError as e:
+            raise ShardError(file.uri, f"cannot open: {e}") from None
+        with stream:
+            try:
+                for record in ArchiveIterator(stream, arc2warc=True):
+                    doc = self._record_to_doc(record, limit)
+                    if doc is not None:
+                        yield doc
+            except ArchiveLoadFailed as e:
+                raise ShardError(file.uri, f"not a valid WARC/ARC file: {' '.join(str(e).split())[:200]}") from None
+            except EOFError as e:
+                raise ShardError(file.uri, f"truncated file (compressed stream ended early): {e}") from None
+
+    def _record_to_doc(self, record, limit: int) -> Document | None:
+        rtype = record.rec_type
+        if rtype not in ("response", "conversion"):
+            return None  # request, metadata, warcinfo, revisit: not documents
+        headers = record.rec_headers
+        rid = (headers.get_header("WARC-Record-ID") or "").strip("<>")
+        url = headers.get_header("WARC-Target-URI")
+        date = headers.get_header("WARC-Date")
+        payload = record.content_stream().read(limit + 1)
+        md = {"url": url, "date": date, "warc_type": rtype}
+        if rtype == "conversion":  # WET: text already extracted by Common Crawl
+            text, _ = decode_html(payload, "utf-8")
+            doc = Document(text=text or "", id=rid or url, metadata=md | {"content_type": "text/plain", "_extracted": True})
+            if text is None:
+                reject(doc, self.label, "undecodable")
+            return doc
+        http = record.http_headers
+        status = http.get_statuscode() if http is not None else None
+        ctype_full = (http.get_header("Content-Type") if http is not None else None) or ""
+        ctype = ctype_full.split(";")[0].strip().lower()
+        declared = None
+        if "charset=" in ctype_full.lower():
+            declared = ctype_full.lower().split("charset=", 1)[1].split(";")[0]
+        md |= {"http_status": int(status) if status and status.isdigit() else status, "content_type": ctype or None}
+        doc = Document(text="", id=rid or url, metadata=md)
+        if len(payload) > limit:
+            reject(doc, self.label, "payload_too_large")
+            return doc
+        if status and not str(status).startswith("2"):
+            reject(doc, self.label, f"http_status_{status}")
+            return doc
+        is_text = ctype.startswith("text/plain") and self.config.keep_non_html
+        if ctype and ctype not in HTML_TYPES and not is_text:
+            reject(doc, self.label, "non_html_content")
+            return doc
+        if not ctype and not payload.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html", b"<?xml")):
+            if b"<html" not in payload[:2048].lower():
+                reject(doc, self.label, "non_html_content")
+                return doc
+        text, charset = decode_html(payload, declared)
+        if text is None:
+            reject(doc, self.label, "undecodable")
+            return doc
+        doc.text = text
+        doc.metadata["charset"] = charset
+        if is_text:
+            doc.metadata["_extracted"] = True
+        if not text.strip():
+            reject(doc, self.label, "empty_payload")
+        return doc
+
+
+# --------------------------------------------------------------------------------------------
+# JSONL / Parquet
+
+
+class RowReaderConfig(StageConfig):
+    source: str = Field(..., description="value of the `source` column, e.g. math")
+    text_field: str = Field("text", description="field holding the text")
+    id_field: str | None = Field("id", description="field holding a stable id; default source:file#row")
+    url_field: str | None = Field(None, description="field holding a URL, if any")
+
+
+def _row_id(source: str, uri: str, n: int) -> str:
+    return f"{source}:{uri.rsplit('/', 1)[-1]}#{n}"
+
+
+class _RowReader(ReaderStage):
+    def setup(self) -> None:
+        self.source = self.config.source
+
+    def _to_doc(self, row: dict, uri: str, n: int) -> Document:
+        c = self.config
+        text = row.pop(c.text_field, None)
+        rid = row.pop(c.id_field, None) if c.id_field else None
+        md = {k: v for k, v in row.items()}
+        if c.url_field:
+            md["url"] = row.get(c.url_field)
+        doc = Document(text=text if isinstance(text, str) else "", id=str(rid) if rid is not None else _row_id(self.source, uri, n), metadata=md)
+        if not isinstance(text, str):
+            reject(doc, self.label, "missing_text_field")
+        elif not text.strip():
+            reject(doc, self.label, "empty_text")
+        return doc
+
+
+@register
+class JsonlReader(_RowReader):
+    """Read JSON Lines (optionally .gz/.bz2/.zst): one document per line."""
+
+    name = "jsonl_reader"
+    Config = RowReaderConfig
+    example = """\
+- stage: jsonl_reader
+  source: math
+  text_field: text
+"""
+
+    def read_file(self, file: InputFile) -> Iterator[Document]:
+        try:
+            fh = open_text(file.uri)
+        except OSError as e:
+            raise ShardError(file.uri, f"cannot open: {e}") from None
+        with fh:
+            for n, line in enumerate(fh):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    doc = Document(text=line[:10000], id=_row_id(self.source, file.uri, n), metadata={})
+                    reject(doc, self.label, "invalid_json")
+                    doc.metadata["error"] = f"line {n + 1}: {e.msg}"
+                    yield doc
+                    continue
+                if not isinstance(row, dict):
+                    row = {self.config.text_field: None, "value": row}
+                yield self._to_doc(row, file.uri, n)
+
+
+@register
+class ParquetReader(_RowReader):
+    """Read Parquet files row group by row group: one document per row."""
+
+    name = "parquet_reader"
+    Config = RowReaderConfig
+    example = """\
+- stage: parquet_reader
+  source: web
+  text_field: text
+"""
+
+    def read_file(self, file: InputFile) -> Iterator[Document]:
+        import pyarrow.parquet as pq
+
+        try:
+            fh = open_binary(file.uri)
+            pf = pq.ParquetFile(fh)
+        except Exception as e:
+            raise ShardError(file.uri, f"not a readable Parquet file: {e}") from None
+        n = 0
+        with fh:
+            for batch in pf.iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    yield self._to_doc(row, file.uri, n)
+                    n += 1

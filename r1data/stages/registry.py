@@ -1,0 +1,56 @@
+"""The single list of stages: what ``r1data stages`` prints and what YAML ``stage:`` names resolve to."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from r1data.stages.base import Stage, check_stage_class
+
+# Modules that define the built-in stages. Importing them registers their classes. They must not
+# import heavy dependencies at module level (see Stage.setup).
+BUILTIN_MODULES = [
+    "r1data.stages.readers",
+    "r1data.stages.extract",
+    "r1data.stages.langid",
+    "r1data.stages.heuristics",
+]
+
+_REGISTRY: dict[str, type[Stage]] = {}
+_loaded = False
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: add a stage under its ``name``. Names are unique and never reused."""
+    check_stage_class(cls)
+    other = _REGISTRY.get(cls.name)
+    if other is not None and other is not cls and other.__qualname__ != cls.__qualname__:
+        raise TypeError(f"stage name {cls.name!r} is taken by {other.__module__}.{other.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in BUILTIN_MODULES:
+            importlib.import_module(mod)
+
+
+def all_stages() -> dict[str, type[Stage]]:
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def suggest(name: str, options) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def get_stage(name: str) -> type[Stage]:
+    """The class registered as ``name``; ``KeyError`` with a suggestion otherwise."""
+    stages = all_stages()
+    if name not in stages:
+        raise KeyError(f"unknown stage {name!r}{suggest(name, stages)}")
+    return stages[name]
