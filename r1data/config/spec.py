@@ -24,6 +24,7 @@ import os
 import re
 import sysconfig
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -34,7 +35,7 @@ from r1data.errors import ConfigError
 from r1data.stages.base import ReaderStage, Stage, StageConfig
 from r1data.stages.registry import all_stages, suggest
 
-TOP_LEVEL_KEYS = ("name", "description", "inputs", "stages", "output", "executor")
+TOP_LEVEL_KEYS = ("name", "description", "policy", "inputs", "stages", "output", "executor")
 RESERVED_STAGE_KEYS = ("stage", "name")
 KNOBS = {
     # knob -> (flag, validator description)
@@ -87,9 +88,100 @@ class StageSpec:
 
 
 @dataclass
+class Policy:
+    """A named, versioned rule set from ``filters/NAME.yaml``: stage defaults and pinned models."""
+
+    name: str
+    path: str
+    sha256: str
+    description: str
+    stages: dict[str, dict[str, Any]]
+    models: dict[str, dict[str, Any]]
+
+
+POLICY_KEYS = ("name", "description", "stages", "models")
+
+
+def policy_dirs(recipe_dir: Path) -> list[Path]:
+    from r1data.paths import REPO_ROOT
+
+    dirs = [Path(d) for d in os.environ.get("R1DATA_FILTERS", "").split(os.pathsep) if d]
+    return dirs + [recipe_dir.parent / "filters", recipe_dir / "filters", Path.cwd() / "filters", REPO_ROOT / "filters"]
+
+
+def load_policy(name: Any, recipe_dir: Path) -> Policy:
+    """Find ``filters/<name>.yaml`` (next to the recipe's folder, the working directory, or the checkout)."""
+    from r1data.config.yamlsrc import load_yaml_file
+    from r1data.paths import sha256_file
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"a policy is named by a string like web-v1 (got {name!r})")
+    for d in policy_dirs(recipe_dir):
+        f = d / f"{name}.yaml"
+        if f.is_file():
+            break
+    else:
+        known = sorted({p.stem for d in policy_dirs(recipe_dir) if d.is_dir() for p in d.glob("*.yaml")})
+        raise ConfigError(f"no policy {name!r} in filters/{suggest(name, known)} (known: {', '.join(known) or 'none'})")
+    src = load_yaml_file(f)
+    data = src.data or {}
+    problems = [f"{src.where((k,))}: unknown key{suggest(str(k), POLICY_KEYS)}" for k in data if k not in POLICY_KEYS]
+    if data.get("name") != name:
+        problems.append(f"{src.where(('name',))}: must be {name!r} (the file name)")
+    stages = data.get("stages") or {}
+    models = data.get("models") or {}
+    if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+        problems.append(f"{src.where(('stages',))}: a mapping of stage name -> parameters")
+        stages = {}
+    if not isinstance(models, dict):
+        problems.append(f"{src.where(('models',))}: a mapping of model name -> {{path, sha256}}")
+        models = {}
+    resolved_models = {}
+    for mname, m in models.items():
+        if not isinstance(m, dict) or "path" not in m:
+            problems.append(f"{src.where(('models', mname))}: needs path (and sha256)")
+            continue
+        mp = Path(m["path"])
+        mp = mp if mp.is_absolute() else (f.parent / mp).resolve()
+        resolved_models[mname] = dict(m, path=str(mp))
+    if problems:
+        raise ConfigError(problems)
+    return Policy(name=name, path=str(f), sha256=sha256_file(f), description=data.get("description", ""), stages=stages, models=resolved_models)
+
+
+def resolve_pins(params: dict[str, Any], policies: list[Policy]) -> list[tuple[str, str]]:
+    """Replace ``pin:NAME`` values by the pinned model's path, after checking its sha256."""
+    from r1data.paths import sha256_file
+
+    problems = []
+    models = {}
+    for pol in policies:
+        models.update(pol.models)
+    for key, value in list(params.items()):
+        if not (isinstance(value, str) and value.startswith("pin:")):
+            continue
+        mname = value[4:]
+        if mname not in models:
+            problems.append((key, f"no pinned model {mname!r} in the recipe's policies{suggest(mname, models)}"))
+            continue
+        m = models[mname]
+        path = Path(m["path"])
+        if not path.exists():
+            problems.append((key, f"pinned model {mname}: file not found: {path}"))
+            continue
+        want = m.get("sha256")
+        if want and path.is_file() and sha256_file(path) != want:
+            problems.append((key, f"pinned model {mname}: {path} does not match its sha256 pin {want[:12]}…"))
+            continue
+        params[key] = str(path)
+    return problems
+
+
+@dataclass
 class PipelineSpec:
     name: str
     description: str
+    policies: list[Policy]
     inputs: list[str]
     stages: list[StageSpec]
     output: OutputSpec
@@ -113,6 +205,7 @@ class PipelineSpec:
         return {
             "name": self.name,
             "description": self.description,
+            "policies": [{"name": p.name, "path": p.path, "sha256": p.sha256} for p in self.policies],
             "inputs": list(self.inputs),
             "stages": [
                 {"stage": s.stage, "version": s.cls.version, "name": s.label, **s.config.model_dump(mode="json")}
@@ -342,6 +435,16 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             problems.append(f"{where(src, ('output', 'path'))}: remote output is not supported yet; write to a local or shared filesystem path")
     executor = section("executor", ExecutorSpec)
 
+    policies: list[Policy] = []
+    raw_policy = data.get("policy")
+    if raw_policy is not None:
+        for i, pname in enumerate(raw_policy if isinstance(raw_policy, list) else [raw_policy]):
+            p = ("policy", i) if isinstance(raw_policy, list) else ("policy",)
+            try:
+                policies.append(load_policy(pname, Path(src.file).resolve().parent))
+            except ConfigError as e:
+                problems.extend(f"{where(src, p)}: {line}" for line in e.problems)
+
     stages: list[StageSpec] = []
     raw_stages = data.get("stages")
     registry = all_stages()
@@ -376,7 +479,14 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             problems.append(f"{where(src, p + ('stage',))}: the first stage must be a reader (e.g. warc_reader, jsonl_reader), got {sname}")
         if i > 0 and issubclass(cls, ReaderStage):
             problems.append(f"{where(src, p + ('stage',))}: only the first stage may be a reader")
-        params = {k: v for k, v in entry.items() if k not in RESERVED_STAGE_KEYS}
+        params = {}
+        for pol in policies:  # rule-set defaults, then the recipe's own values, then knobs
+            params.update(pol.stages.get(label, pol.stages.get(sname, {})))
+        params.update({k: v for k, v in entry.items() if k not in RESERVED_STAGE_KEYS})
+        pin_problems = resolve_pins(params, policies)
+        if pin_problems:
+            problems.extend(f"{where(src, p + (k,))}: {msg}" for k, msg in pin_problems)
+            continue
         for knob, value in knobs.items():
             if knob in cls.knobs:
                 params[cls.knobs[knob]] = value
@@ -415,6 +525,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
     return PipelineSpec(
         name=name,
         description=description,
+        policies=policies,
         inputs=inputs,
         stages=stages,
         output=output,

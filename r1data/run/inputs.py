@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
-from pathlib import Path
 
 from r1data.errors import InputError
 from r1data.stages.base import InputFile
@@ -14,11 +14,11 @@ _HTTP = ("http://", "https://")
 _SKIP_NAMES = {".DS_Store"}
 
 
-def _is_hidden(path: str) -> bool:
-    return any(part.startswith(".") and part not in (".", "..") for part in Path(path).parts)
+def _wanted(name: str, patterns) -> bool:
+    return patterns is None or any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _local(pattern: str) -> list[tuple[str, int]]:
+def _local(pattern: str, patterns=None) -> list[tuple[str, int]]:
     p = os.path.expanduser(pattern)
     if glob.has_magic(p):
         matches = sorted(glob.glob(p, recursive=True))
@@ -31,20 +31,21 @@ def _local(pattern: str) -> list[tuple[str, int]]:
         for root, dirs, names in os.walk(p, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for n in sorted(names):
-                if n.startswith(".") or n in _SKIP_NAMES:
+                if n.startswith(".") or n in _SKIP_NAMES or not _wanted(n, patterns):
                     continue
                 f = os.path.join(root, n)
                 if os.path.isfile(f):
                     out.append((os.path.abspath(f), os.path.getsize(f)))
         if not out:
-            raise InputError(f"input {pattern}: the directory holds no file")
+            which = f" matching {', '.join(patterns)}" if patterns else ""
+            raise InputError(f"input {pattern}: the directory holds no file{which}")
         return out
     if os.path.isfile(p):
         return [(os.path.abspath(p), os.path.getsize(p))]
     raise InputError(f"input {pattern}: no such file or directory (relative to {os.getcwd()})")
 
 
-def _remote(pattern: str) -> list[tuple[str, int | None]]:
+def _remote(pattern: str, patterns=None) -> list[tuple[str, int | None]]:
     import fsspec
 
     try:
@@ -57,7 +58,8 @@ def _remote(pattern: str) -> list[tuple[str, int | None]]:
             found = sorted(fs.glob(path, detail=True).items())
             out = [(f"{proto}://{k}", v.get("size")) for k, v in found if v.get("type") != "directory"]
         elif fs.isdir(path):
-            out = [(f"{proto}://{k}", v.get("size")) for k, v in sorted(fs.find(path, detail=True).items())]
+            found = sorted(fs.find(path, detail=True).items())
+            out = [(f"{proto}://{k}", v.get("size")) for k, v in found if _wanted(k.rsplit("/", 1)[-1], patterns)]
         else:
             info = fs.info(path)
             out = [(pattern, info.get("size"))]
@@ -70,8 +72,11 @@ def _remote(pattern: str) -> list[tuple[str, int | None]]:
     return out
 
 
-def resolve_inputs(patterns: list[str]) -> list[InputFile]:
+def resolve_inputs(patterns: list[str], file_patterns: tuple[str, ...] | None = None) -> list[InputFile]:
     """Expand every pattern; the union is sorted by path and numbered (input_index).
+
+    Directories expand to the files under them that match ``file_patterns`` (the reader's);
+    explicit files and globs are taken as given.
 
     Local paths are made absolute; URLs over HTTP(S) are taken as single files (size from the
     server when it says). Raises ``InputError`` naming the first pattern that matches nothing.
@@ -81,9 +86,9 @@ def resolve_inputs(patterns: list[str]) -> list[InputFile]:
         if pattern.startswith(_HTTP):
             found.setdefault(pattern, None)
         elif pattern.startswith(_REMOTE) or "://" in pattern:
-            for uri, size in _remote(pattern):
+            for uri, size in _remote(pattern, file_patterns):
                 found.setdefault(uri, size)
         else:
-            for uri, size in _local(pattern):
+            for uri, size in _local(pattern, file_patterns):
                 found.setdefault(uri, size)
     return [InputFile(index=i, uri=uri, size=found[uri]) for i, uri in enumerate(sorted(found))]

@@ -194,6 +194,8 @@ class ReaderStage(Stage):
     """
 
     kind: ClassVar[str] = "reader"
+    #: when an input is a directory, only files matching one of these globs are read (None: all)
+    file_patterns: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)

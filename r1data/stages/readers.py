@@ -94,6 +94,7 @@ class WarcReader(ReaderStage):
 
     name = "warc_reader"
     Config = WarcReaderConfig
+    file_patterns = ("*.warc", "*.warc.gz", "*.warc.zst", "*.arc", "*.arc.gz", "*.wet", "*.wet.gz")
     requires = {"warcio": "web", "cchardet": "web"}
     example = """\
 - stage: warc_reader
@@ -215,6 +216,7 @@ class JsonlReader(_RowReader):
 
     name = "jsonl_reader"
     Config = RowReaderConfig
+    file_patterns = ("*.jsonl", "*.jsonl.gz", "*.jsonl.bz2", "*.jsonl.zst", "*.json", "*.json.gz", "*.ndjson")
     example = """\
 - stage: jsonl_reader
   source: math
@@ -249,6 +251,7 @@ class ParquetReader(_RowReader):
 
     name = "parquet_reader"
     Config = RowReaderConfig
+    file_patterns = ("*.parquet",)
     example = """\
 - stage: parquet_reader
   source: web
