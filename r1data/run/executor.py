@@ -131,6 +131,19 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
             self.on_progress(done, total)
         if not todo:
             return []
+        if min(self.workers, len(todo)) == 1:
+            # one worker: run in this process, as datatrove does, and spare the pool start-up
+            for r in todo:
+                try:
+                    self._run_for_rank(r)
+                    done += 1
+                    if self.on_progress:
+                        self.on_progress(done, total)
+                except Exception as e:
+                    self.failures[r] = f"{type(e).__name__}: {e}"
+                finally:
+                    console_logging(self.console_level)
+            return sorted(self.failures)
         attempts = {r: 0 for r in todo}
         queue = list(todo)
         ctx = multiprocessing.get_context("forkserver")

@@ -31,28 +31,36 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def load_task_stats(out_dir: Path, phase: str = "") -> list[dict[str, Any]]:
-    folder = out_dir / "stats" / phase if phase else out_dir / "stats"
+def load_task_stats(out_dir: Path) -> list[dict[str, Any]]:
+    """Every task's r1data report, of every phase (``stats/NNNNN.json`` and ``stats/<phase>/NNNNN.json``)."""
     reports = []
-    for f in sorted(folder.glob("[0-9]*.json")):
-        reports.append(json.loads(f.read_text())["r1data"])
+    for f in sorted((out_dir / "stats").rglob("[0-9]*.json")):
+        r = json.loads(f.read_text()).get("r1data") or {}
+        r.setdefault("phase", "" if f.parent.name == "stats" else f.parent.name)
+        reports.append(r)
     return reports
 
 
 def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str, Any]:
     """Sum task reports: read/kept/rejected, the funnel in pipeline order, input files and errors."""
     funnel: Counter = Counter()
-    read = kept = rejected = chars = 0
+    read = kept = rejected = chars = generated = 0
     files, errors = [], []
     for r in reports:
-        read += r["read"]
-        kept += r["kept"]
+        origin = r.get("origin", "input")
+        if origin == "reduce":
+            continue
+        if origin == "input":  # documents entering the run (phases reading work files re-read them)
+            read += r["read"]
+            files.extend(r.get("input_files", []))
+            errors.extend(r.get("input_errors", []))
+        if r.get("phase", "") == "":
+            kept += r["kept"]
+            chars += r.get("kept_chars", 0)
         rejected += r["rejected"]
-        chars += r.get("kept_chars", 0)
+        generated += r.get("generated", 0)
         for f in r["funnel"]:
             funnel[(f["stage"], f["reason"])] += f["count"]
-        files.extend(r.get("input_files", []))
-        errors.extend(r.get("input_errors", []))
     order = {s: i for i, s in enumerate(stage_order)}
     rows = sorted(funnel.items(), key=lambda kv: (order.get(kv[0][0], len(order)), -kv[1], kv[0][1]))
     by_stage: dict[str, dict[str, int]] = {}
@@ -60,6 +68,7 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
         by_stage.setdefault(stage, {})[reason] = n
     return {
         "read": read,
+        "generated": generated,
         "kept": kept,
         "rejected": rejected,
         "kept_chars": chars,

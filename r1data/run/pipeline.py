@@ -37,6 +37,19 @@ def load_spec(recipe: str | os.PathLike, overrides: Overrides | None = None) -> 
 
 
 @dataclass
+class Phase:
+    """A set of independent tasks over one datatrove pipeline; ``name`` "" is the final phase."""
+
+    name: str
+    tasks: int
+    pipeline: list
+
+    @property
+    def title(self) -> str:
+        return self.name or "final"
+
+
+@dataclass
 class Plan:
     """A validated recipe bound to concrete input files, tasks and workers."""
 
@@ -53,21 +66,65 @@ class Plan:
         blob = json.dumps({"config": self.spec.config_hash(), "inputs": [[f.uri, f.size] for f in self.inputs]}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def build_pipeline(self) -> list:
+    def phases(self) -> list["Phase"]:
+        """The pipeline cut into phases: one, unless a barrier stage (dedup) runs in its multi form.
+
+        Every phase is a list of datatrove steps run as ``tasks`` independent tasks; a phase starts
+        only when the one before it has completed all its tasks."""
         from r1data.run.sink import TaskSink
+        from r1data.stages.barrier import (
+            BarrierApply, BarrierContext, BarrierMap, BarrierStage, ReduceRunner, WorkReader, WorkSink, make_windows,
+        )
 
         steps = [s.build() for s in self.spec.stages]
         reader = steps[0]
         assert isinstance(reader, ReaderStage)
         reader.files = list(self.inputs)
+        cols = self.spec.stage_columns()
+        n = len(self.inputs)
+        phases: list[Phase] = []
+        segment: list = [reader]
+        seg_reader: ReaderStage = reader
+        seg_tasks = self.tasks
+
+        def close_segment(extra_single: list[BarrierStage]) -> int:
+            # a single-form barrier needs each task to read one whole window, in input order
+            if not extra_single:
+                return self.tasks
+            windows = {b.config.window for b in extra_single}
+            if len(windows) > 1:
+                raise ConfigError(
+                    f"barrier stages {', '.join(b.label for b in extra_single)} run in single mode with different windows "
+                    f"{sorted(windows)}; give them the same window or use mode: multi"
+                )
+            groups = [[seg_reader.files[i] for i in idx] for idx in make_windows(n, windows.pop())]
+            seg_reader.groups = groups
+            return max(1, len(groups))
+
+        singles: list[BarrierStage] = []
+        for st in steps[1:]:
+            if isinstance(st, BarrierStage) and st.config.mode == "multi":
+                k = len(phases) + 1
+                ctx = BarrierContext(work_dir=str(self.out_dir / "work" / st.label), windows=make_windows(n, st.config.window))
+                map_name = f"{k:02d}-{st.label}-map"
+                tasks = close_segment(singles)
+                phases.append(Phase(map_name, tasks, segment + [BarrierMap(st), WorkSink(ctx, cols, st.work_schema(), str(self.out_dir), map_name, seg_reader)]))
+                for step in st.reduce_steps():
+                    k = len(phases) + 1
+                    phases.append(Phase(f"{k:02d}-{st.label}-{step.name}", step.tasks(ctx), [ReduceRunner(step, ctx, st.label)]))
+                seg_reader = WorkReader(ctx, list(self.inputs))
+                segment = [seg_reader, BarrierApply(st, ctx)]
+                singles = []
+            else:
+                if isinstance(st, BarrierStage):
+                    singles.append(st)
+                segment.append(st)
+        tasks = close_segment(singles)
         sink = TaskSink(
-            self.out_dir,
-            self.spec.stage_columns(),
-            row_group_rows=self.spec.output.row_group_rows,
-            compression=self.spec.output.compression,
-            reader=reader,
+            self.out_dir, cols, row_group_rows=self.spec.output.row_group_rows, compression=self.spec.output.compression, reader=seg_reader
         )
-        return steps + [sink]
+        phases.append(Phase("", tasks, segment + [sink]))
+        return phases
 
     def models(self) -> list[dict[str, Any]]:
         """Every model file the stages load, with its sha256 (for the manifest)."""
@@ -90,6 +147,7 @@ class Plan:
             "workers": self.workers,
             "executor": self.spec.executor.type,
             "output": str(self.out_dir),
+            "phases": [{"name": p.title, "tasks": p.tasks, "steps": [repr(x) for x in p.pipeline]} for p in self.phases()],
             "knobs": {**self.spec.knobs, "applied_to": self.spec.knob_targets},
             "stages": self.spec.resolved()["stages"],
             "shard_schema": [list(x) for x in describe_schema(shard_schema(cols))],
@@ -145,10 +203,10 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> int:
     if not state_path.exists():
         state_path.write_text(json.dumps({"plan_hash": plan.plan_hash(), "config_hash": plan.spec.config_hash(), "tasks": plan.tasks}, indent=1))
     done = out / "completions"
-    return len([p for p in done.iterdir() if p.is_file()]) if done.exists() else 0
+    return len([p for p in done.rglob("*") if p.is_file()]) if done.exists() else 0
 
 
-def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, int], None] | None = None) -> RunResult:
+def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> RunResult:
     """Run (or resume) ``plan`` locally and write ``manifest.json``. Raises ``FatalError`` if a task fails."""
     from r1data.run.executor import LocalExecutor, console_logging
     from r1data.run.manifest import aggregate, load_task_stats, manifest_content, now_iso, write_manifest
@@ -159,14 +217,29 @@ def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, 
     console_logging()
     if plan.spec.executor.type != "local":
         raise ConfigError(f"executor {plan.spec.executor.type!r} is not available in this version; use --executor local")
-    ex = LocalExecutor(plan.build_pipeline(), tasks=plan.tasks, workers=plan.workers, logging_dir=str(plan.out_dir), on_progress=on_progress)
-    failed = ex.run()
-    if failed:
-        lines = [f"task {r}: {ex.failures[r]} (log: {plan.out_dir}/logs/task_{r:05d}.log)" for r in failed]
-        raise FatalError(
-            f"{len(failed)} of {plan.tasks} tasks failed; rerun the same command to resume the unfinished ones:\n  " + "\n  ".join(lines)
+    for phase in plan.phases():
+        ex = LocalExecutor(
+            phase.pipeline,
+            tasks=phase.tasks,
+            workers=plan.workers,
+            logging_dir=str(plan.out_dir),
+            phase=phase.name,
+            on_progress=(lambda d, t, _p=phase.title: on_progress(d, t, _p)) if on_progress else None,
         )
+        failed = ex.run()
+        if failed:
+            logs = f"{plan.out_dir}/logs/{phase.name + '/' if phase.name else ''}"
+            lines = [f"task {r}: {ex.failures[r]} (log: {logs}task_{r:05d}.log)" for r in failed]
+            raise FatalError(
+                f"{len(failed)} of {phase.tasks} tasks of phase {phase.title} failed; rerun the same command to resume "
+                "the unfinished ones:\n  " + "\n  ".join(lines)
+            )
     counts = aggregate(load_task_stats(plan.out_dir), [s.label for s in plan.spec.stages])
+    if counts["read"] + counts.get("generated", 0) != counts["kept"] + counts["rejected"]:
+        raise FatalError(
+            f"accounting error: read {counts['read']} + generated {counts.get('generated', 0)} != kept {counts['kept']} + "
+            f"rejected {counts['rejected']}; this is a bug in r1data, please report it with {plan.out_dir}/stats"
+        )
     wall = time.perf_counter() - t0
     manifest = write_manifest(plan.out_dir, manifest_content(plan=plan, counts=counts, wall_seconds=wall, started=started))
     return RunResult(out_dir=plan.out_dir, counts=counts, wall_seconds=wall, manifest=manifest, skipped_tasks=skipped)

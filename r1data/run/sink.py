@@ -87,6 +87,8 @@ class TaskSink(PipelineStep):
             raise RuntimeError(f"task {rank}: read {read} documents but wrote {kept_rows} kept + {rej_rows} rejected")
         self.report = {
             "rank": rank,
+            "phase": "",
+            "origin": "work" if getattr(self.reader, "name", "") == "work_reader" else "input",
             "read": read,
             "kept": kept_rows,
             "rejected": rej_rows,

@@ -200,6 +200,8 @@ class ReaderStage(Stage):
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)
         self.files: list[InputFile] = []
+        #: set by the planner when tasks must read whole windows of inputs: task r reads groups[r]
+        self.groups: list[list[InputFile]] | None = None
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
 
@@ -208,6 +210,8 @@ class ReaderStage(Stage):
         raise NotImplementedError
 
     def assigned_files(self, rank: int, world_size: int) -> list[InputFile]:
+        if self.groups is not None:
+            return self.groups[rank] if rank < len(self.groups) else []
         return self.files[rank::world_size]
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:

@@ -12,7 +12,10 @@ from r1data.stages.registry import register
 class HtmlExtractConfig(StageConfig):
     favour_precision: bool = Field(True, description="prefer less but cleaner text (trafilatura favor_precision)")
     include_tables: bool = Field(True, description="keep table cells")
-    deduplicate: bool = Field(True, description="trafilatura's in-document line deduplication")
+    deduplicate: bool = Field(
+        False,
+        description="trafilatura's segment deduplication; its cache spans documents, so output then depends on task layout",
+    )
     timeout: float = Field(10.0, gt=0, description="seconds per document before it is dropped as extraction_timeout")
     min_chars: int = Field(1, ge=1, description="extractions shorter than this are dropped as extraction_empty")
 

@@ -42,7 +42,7 @@ def main() -> None:
     in_groups = {u for g in groups for u in g["urls"]}
     docs = sorted((u for u in records if "python.org" in u and u not in in_groups), key=lambda u: records[u][2])[:12]
     cc = sorted(u for u in records if "python.org" not in u)[:5]
-    chosen = [u for g in near + exact for u in g["urls"]] + docs + cc
+    chosen = list(dict.fromkeys([u for g in near + exact for u in g["urls"]] + docs + cc))
     chosen.sort(key=lambda u: (records[u][0], u))
     DST.mkdir(parents=True, exist_ok=True)
     half = (len(chosen) + 1) // 2

@@ -101,23 +101,26 @@ class _Progress:
 
     def __init__(self, name: str, enabled: bool):
         self.name, self.enabled = name, enabled
-        self._progress = self._task = None
+        self._progress = self._task = self._phase = None
 
     def __enter__(self):
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
-                TextColumn(f"[bold]{self.name}[/] tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+                TextColumn(f"[bold]{self.name}[/]" + " {task.description} tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
             )
             self._progress.start()
         return self
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, phase: str = "final") -> None:
         if self._progress is None:
             return
-        if self._task is None:
-            self._task = self._progress.add_task("run", total=total)
+        if self._task is None or self._phase != phase:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(phase, total=total)
+            self._phase = phase
         self._progress.update(self._task, completed=done, total=total)
 
     def __exit__(self, *exc):
