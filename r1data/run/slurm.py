@@ -317,7 +317,6 @@ class SlurmExecutor(FailureMarkers, PhaseMixin, SlurmPipelineExecutor):
 
     def test_only(self) -> None:
         """``sbatch --test-only``: the scheduler checks partition, QOS, account and limits, runs nothing."""
-        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         script = self.script([0], 0)
         res = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60)
         if res.returncode != 0:

@@ -51,7 +51,9 @@ def _print(st, written) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    import sys
+
+    con = Console(width=None if sys.stdout.isatty() else 120)  # a log file has room; keep phase names whole
     state = st.state
     jobs = state.get("jobs", [])
     con.print(
