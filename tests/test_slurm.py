@@ -252,6 +252,10 @@ def test_failing_task_shows_in_status_with_its_log(slurm_env, tmp_path, monkeypa
     marker = json.loads((out / "failures" / "00001.json").read_text())
     assert marker["slurm_job"] == failed["job"] and marker["log"].endswith("logs/task_00001.log")
     assert st_["phases"][0]["completed"] == 1 and not st_["manifest"]
+    # no --max-array-size: the cluster's own limit, from `scontrol show config`
+    config = subprocess.run(["scontrol", "show", "config"], env=slurm_env, capture_output=True, text=True, check=True).stdout
+    (limit,) = [line.split("=")[1].strip() for line in config.splitlines() if line.startswith("MaxArraySize")]
+    assert _state(out)["max_array_size"] == int(limit)
 
 
 @pytest.mark.slurm

@@ -67,13 +67,20 @@ class QueueError(Exception):
 # talking to Slurm
 
 
-def _slurm(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+def _slurm(cmd: list[str], timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=_clean_env())
     except FileNotFoundError:
         raise QueueError(f"{cmd[0]} not found on PATH (run on a Slurm login node, or install slurm-client)") from None
     except subprocess.TimeoutExpired:
         raise QueueError(f"{' '.join(cmd[:2])} did not answer within {timeout:.0f} s") from None
+
+
+def _clean_env() -> dict[str, str]:
+    """Our environment without the SLURM_* variables of an enclosing job (r1data started inside
+    salloc/srun): sbatch would read them as options (SLURM_MEM_PER_NODE clashes with --mem-per-cpu)
+    and pass them on to the array tasks. SLURM_CONF names the cluster and stays."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
 
 
 def _one_line(text: str) -> str:
@@ -318,7 +325,7 @@ class SlurmExecutor(FailureMarkers, PhaseMixin, SlurmPipelineExecutor):
     def test_only(self) -> None:
         """``sbatch --test-only``: the scheduler checks partition, QOS, account and limits, runs nothing."""
         script = self.script([0], 0)
-        res = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60)
+        res = _slurm(["sbatch", "--test-only"], input=script)
         if res.returncode != 0:
             msg = _one_line(res.stderr or res.stdout).removeprefix("sbatch: error: ")
             raise ConfigError(f"--executor slurm: sbatch rejects the job options: {msg}")
@@ -505,7 +512,7 @@ def run_on_slurm(plan, *, overwrite: bool = False, on_progress=None, on_event=No
     return finalize(plan, state)
 
 
-def wait_for(out_dir: Path, state: dict[str, Any], *, on_progress=None, note=None, poll: float = 1.0, max_poll: float = 15.0) -> RunStatus:
+def wait_for(out_dir: Path, state: dict[str, Any], *, on_progress=None, note=None, poll: float = 1.0, max_poll: float = 5.0) -> RunStatus:
     """Poll markers and squeue until every task completed; ``FatalError`` once a phase has failed tasks
     and nothing of it runs any more (the waiting later phases are then cancelled)."""
     note = note or (lambda msg: None)
@@ -515,6 +522,9 @@ def wait_for(out_dir: Path, state: dict[str, Any], *, on_progress=None, note=Non
     try:
         while True:
             st = snapshot(out_dir, state)
+            if st.queue_error and "queue" not in reported:
+                reported.add("queue")
+                note(f"cannot ask squeue ({st.queue_error}); waiting on completion markers")
             current = next((p for p in st.phases if not p.complete), None)
             for p in st.phases:
                 if p.complete and p.name not in reported:
@@ -613,6 +623,12 @@ def main(argv: list[str] | None = None) -> None:
         executor = dill.load(f)
     executor.rank_offset = args.rank_offset
     executor.run()
+    # The task's files are closed and its completion marker written. Skip the interpreter's
+    # teardown of torch/spaCy modules (seconds per task on a busy node) so the array task, and
+    # the phases waiting for it with afterok, move on at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

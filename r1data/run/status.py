@@ -263,6 +263,8 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
                 m = fails[r]
                 log = m.get("slurm_log") or slurm_log or m.get("log") or task_log
                 tasks.append(TaskStatus(r, FAILED, m.get("error", "failed"), job_label, log, task_log, marker=True))
+            elif job is not None and queue_error:  # without squeue a missing marker proves nothing
+                tasks.append(TaskStatus(r, PENDING, "unknown: squeue unavailable", job_label, slurm_log, task_log))
             elif job is not None:
                 final = q[0] if q is not None else None
                 tasks.append(TaskStatus(r, FAILED, _vanished_reason(final, slurm_log), job_label, slurm_log, task_log))

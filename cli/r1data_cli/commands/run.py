@@ -112,8 +112,7 @@ def run(
 ) -> None:
     """Run a pipeline recipe; rerunning the same command resumes an interrupted run.
 
-    With --executor slurm every phase becomes an array job (chained with afterok); a rerun submits
-    only the unfinished tasks. `r1data status OUT_DIR` shows where each task is."""
+    With --executor slurm every phase becomes an array job (chained with afterok) and a rerun submits only the unfinished tasks; `r1data status OUT_DIR` shows where each task is."""
     from r1data.run.pipeline import execute, load_spec, plan_run
 
     options = {

@@ -18,9 +18,7 @@ def status(
 ) -> None:
     """Per phase: tasks completed, running, pending and failed (with the log of each failed task).
 
-    Reads completion and failure markers in OUT_DIR and, for a Slurm run, asks squeue (and sacct
-    when accounting is enabled). Once every task of a Slurm run completed it writes
-    OUT_DIR/manifest.json, as the run itself would have. Exit code 1 when a task failed."""
+    Reads the completion and failure markers in OUT_DIR and, for a Slurm run, asks squeue (and sacct when accounting is enabled). Once every task of a Slurm run has completed it writes OUT_DIR/manifest.json, as the run itself would have. Exit code 1 when a task failed."""
     from r1data.run.status import read_state, snapshot
 
     if not (out_dir / "run.json").is_file():
