@@ -33,10 +33,8 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
-import getpass
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -51,7 +49,7 @@ from datatrove.executor.slurm import SlurmPipelineExecutor, requeue_handler
 from r1data.errors import ConfigError, FatalError
 from r1data.run.executor import PhaseMixin
 from r1data.run.status import (
-    ACTIVE_STATES, BLOCKED, COMPLETED, FAILED, NEVER_REASONS, PENDING, RUNNING, FailureMarkers, RunStatus, _latest_job_of_rank,
+    ACTIVE_STATES, BLOCKED, COMPLETED, NEVER_REASONS, PENDING, RUNNING, FailureMarkers, RunStatus, _latest_job_of_rank,
     completed_ranks, raise_on_sigterm, snapshot,
 )
 
@@ -94,13 +92,17 @@ def check_slurm() -> None:
             raise ConfigError(f"--executor slurm: {tool} not found on PATH; run on a Slurm login node (or install slurm-client)")
     res = _slurm(["scontrol", "ping"])
     if res.returncode != 0 or "UP" not in res.stdout:
-        raise ConfigError(f"--executor slurm: slurmctld does not answer `scontrol ping`: {_one_line(res.stdout + res.stderr)}")
+        first = next((line for line in (res.stdout + res.stderr).splitlines() if line.strip()), "no answer")
+        raise ConfigError(f"--executor slurm: slurmctld is not up (`scontrol ping`: {first.strip()}); is SLURM_CONF right?")
 
 
 @lru_cache(maxsize=1)
 def cluster_config() -> dict[str, str]:
     """``scontrol show config`` as a dict (empty when Slurm cannot be asked)."""
     try:
+        # `show config` retries for seconds when slurmctld is down; `ping` answers at once
+        if "UP" not in _slurm(["scontrol", "ping"], timeout=15).stdout:
+            return {}
         res = _slurm(["scontrol", "show", "config"])
     except QueueError:
         return {}

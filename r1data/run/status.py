@@ -225,6 +225,9 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
     else:
         kind = state.get("executor", kind)
     queue_error = None
+    done_by_phase = {ph["name"]: completed_ranks(out_dir, ph["name"]) for ph in state["phases"]}
+    if all(len(done_by_phase[ph["name"]]) >= ph["tasks"] for ph in state["phases"]):
+        queue = {}  # all done: nothing to ask the scheduler
     if kind == "slurm" and queue == "ask":
         from r1data.run.slurm import QueueError, query_queue
 
@@ -238,7 +241,7 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
     vanished: list[TaskStatus] = []  # failed without a marker and unknown to squeue: ask sacct
     for ph in state["phases"]:
         name, n = ph["name"], ph["tasks"]
-        done = completed_ranks(out_dir, name)
+        done = completed_ranks(out_dir, name)  # read again, after the queue (see above)
         fails = failure_markers(out_dir, name)
         latest = _latest_job_of_rank(state.get("jobs", []), name)
         tasks = []

@@ -134,8 +134,8 @@ def run(
             if spec.executor.type == "slurm":
                 _print_sbatch_scripts(plan)
             return
-        notes = (lambda msg: typer.echo(f"[{spec.executor.type}] {msg}", err=True)) if spec.executor.type != "local" else None
         with _Progress(spec.name, enabled=sys.stderr.isatty() and not json_summary) as progress:
+            notes = (lambda msg: progress.note(f"[{spec.executor.type}] {msg}")) if spec.executor.type != "local" else None
             result = execute(plan, overwrite=overwrite, on_progress=progress.update, wait=wait, on_event=notes)
         if not hasattr(result, "counts"):  # --no-wait: submitted, not finished
             _print_submitted(result, json_summary)
@@ -191,6 +191,13 @@ class _Progress:
             self._task = self._progress.add_task(phase, total=total)
             self._phase = phase
         self._progress.update(self._task, completed=done, total=total)
+
+    def note(self, message: str) -> None:
+        """A line on stderr that does not tear the progress bar."""
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
+        else:
+            typer.echo(message, err=True)
 
     def __exit__(self, *exc):
         if self._progress is not None:
