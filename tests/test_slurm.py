@@ -171,6 +171,7 @@ def test_web_recipe_as_slurm_arrays_equals_a_local_run(slurm_env, tmp_path_facto
     assert [(j["offset"], j["ranks"]) for j in by_phase[FINAL]] == [(0, [0]), (1, [1])]
     map_ids = [j["job_id"] for j in by_phase[MAP]]
     assert by_phase[MAP][0]["dependency"] is None
+    assert "#SBATCH --kill-on-invalid-dep=yes" in Path(by_phase[FINAL][0]["script"]).read_text()
     assert by_phase[DECIDE][0]["dependency"] == "afterok:" + ":".join(map_ids)
     assert by_phase[FINAL][0]["dependency"] == "afterok:" + ":".join(map_ids + [by_phase[DECIDE][0]["job_id"]])
     for j in jobs:  # Slurm's log of array task %a of job %A
@@ -200,15 +201,16 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
     (lost,) = m["not_done"]
     assert lost["rank"] == 1 and lost["state"] == FAILED and "cancel" in lost["detail"].lower()
     assert lost["job"] == f"{first[0]['job_id']}_1"
-    # the later phases can never start: afterok on an array with a cancelled task
+    # the later phases can never start (afterok on an array with a cancelled task): Slurm drops them
     assert _wait_status(out, slurm_env, lambda s: s["phases"][2]["blocked"] == 2)["phases"][1]["blocked"] == 1
+    assert subprocess.run(["squeue", "-h", "-j", ",".join(j["job_id"] for j in first[1:])], env=slurm_env, capture_output=True, text=True).stdout.strip() == ""
 
     done0 = out / "completions" / MAP / "00000"
     log0 = out / "logs" / MAP / "task_00000.log"
     before = (done0.stat().st_mtime_ns, log0.read_text())
     res = r1data(*run, env=slurm_env)  # the same command again: resubmits what is missing, waits
     assert f"{MAP}: submitted 1 of 2 tasks" in res.stderr
-    assert "cancelling 1 pending task(s)" in res.stderr  # the blocked decide task (and the 2 final ones)
+    assert f"{DECIDE}: submitted 1 of 1 tasks" in res.stderr and "final: submitted 2 of 2 tasks" in res.stderr
     again = _state(out)["jobs"][len(first):]
     assert [(j["phase"], j["ranks"]) for j in again] == [(MAP, [1]), (DECIDE, [0]), (FINAL, [0, 1])]
     assert again[1]["dependency"] == f"afterok:{again[0]['job_id']}"

@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -238,8 +239,6 @@ class SlurmExecutor(FailureMarkers, PhaseMixin, SlurmPipelineExecutor):
             raise RuntimeError("SlurmExecutor.run() runs inside an array task; submit with r1data.run.slurm.run_on_slurm")
         rank = int(os.environ["SLURM_ARRAY_TASK_ID"]) + self.rank_offset
         for sig in self.requeue_signals or ():
-            import signal
-
             signal.signal(signal.Signals[sig], requeue_handler)
         raise_on_sigterm()
         self._run_for_rank(rank)
@@ -266,6 +265,9 @@ class SlurmExecutor(FailureMarkers, PhaseMixin, SlurmPipelineExecutor):
             "error": log,
             "chdir": os.getcwd(),
             "requeue": "",
+            # a phase whose dependency failed is cancelled at once instead of sitting in the queue
+            # as DependencyNeverSatisfied; a rerun submits it again
+            "kill-on-invalid-dep": "yes",
         }
         args.update(self._sbatch_args)
         return {k: v for k, v in args.items() if v is not None}

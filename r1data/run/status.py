@@ -239,6 +239,7 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
         queue = {}
     phases = []
     vanished: list[TaskStatus] = []  # failed without a marker and unknown to squeue: ask sacct
+    broken = False  # an earlier phase has failed tasks: what waits for it cannot start
     for ph in state["phases"]:
         name, n = ph["name"], ph["tasks"]
         done = completed_ranks(out_dir, name)  # read again, after the queue (see above)
@@ -268,6 +269,9 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
                 tasks.append(TaskStatus(r, FAILED, m.get("error", "failed"), job_label, log, task_log, marker=True))
             elif job is not None and queue_error:  # without squeue a missing marker proves nothing
                 tasks.append(TaskStatus(r, PENDING, "unknown: squeue unavailable", job_label, slurm_log, task_log))
+            elif job is not None and broken and not os.path.exists(slurm_log):
+                # never started, and Slurm cancelled it (kill-on-invalid-dep) or forgot it
+                tasks.append(TaskStatus(r, BLOCKED, "cancelled before it started: an earlier phase failed", job_label, slurm_log, task_log))
             elif job is not None:
                 final = q[0] if q is not None else None
                 tasks.append(TaskStatus(r, FAILED, _vanished_reason(final, slurm_log), job_label, slurm_log, task_log))
@@ -276,6 +280,7 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
             else:
                 tasks.append(TaskStatus(r, UNSUBMITTED, "", None, None, task_log))
         phases.append(PhaseStatus(name, n, tasks))
+        broken = broken or any(t.state in (FAILED, BLOCKED) for t in tasks)
     if vanished and kind == "slurm":
         from r1data.run.slurm import query_accounting
 
