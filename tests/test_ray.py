@@ -95,7 +95,7 @@ def test_web_recipe_on_ray_equals_a_local_run(ray_address, tmp_path_factory):
 
 
 def test_failing_task_on_ray_is_reported_with_its_log(ray_address, tmp_path, monkeypatch):
-    import r1data_test_stages  # noqa: F401  (registers test_fail_on_input; the head's workers import it too)
+    from r1data_test_stages import registered
 
     from r1data.errors import FatalError
     from r1data.run.pipeline import execute, load_spec, plan_run
@@ -107,7 +107,7 @@ def test_failing_task_on_ray_is_reported_with_its_log(ray_address, tmp_path, mon
         f"output: {{path: {out}}}\nexecutor: {{type: ray, tasks: 2, address: '{ray_address}'}}\n"
     )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    with pytest.raises(FatalError) as err:
+    with registered(), pytest.raises(FatalError) as err:
         execute(plan_run(load_spec(recipe)))
     msg = str(err.value)
     assert "1 of 2 tasks of phase final failed on Ray" in msg and "task 0: ValueError: test_fail_on_input refuses" in msg

@@ -221,7 +221,7 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_failing_task_shows_in_status_with_its_log(slurm_env, tmp_path, monkeypatch):
-    import r1data_test_stages  # noqa: F401  (registers test_fail_on_input in this process)
+    from r1data_test_stages import registered
 
     from r1data.errors import FatalError
     from r1data.run.pipeline import execute, load_spec, plan_run
@@ -235,7 +235,7 @@ def test_failing_task_shows_in_status_with_its_log(slurm_env, tmp_path, monkeypa
     for k, v in slurm_env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))  # jobs unpickle the stage
-    with pytest.raises(FatalError) as err:
+    with registered(), pytest.raises(FatalError) as err:
         execute(plan_run(load_spec(recipe)))
     msg = str(err.value)
     assert "1 of 2 tasks of phase final failed on Slurm" in msg
