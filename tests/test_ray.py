@@ -85,7 +85,8 @@ def test_web_recipe_on_ray_equals_a_local_run(ray_address, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "web"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     res = r1data(*web_args(out, 2), "--executor", "ray", "--address", ray_address, "--json", env=env)
-    assert json.loads(res.stdout)["kept"] == 5
+    kept = json.loads((ref / "manifest.json").read_text())["counts"]["kept"]
+    assert json.loads(res.stdout)["kept"] == kept > 0
     assert "[ray] connected to Ray (1 node(s), 2 CPUs)" in res.stderr
     assert_same_output(out, ref)
     manifest = json.loads((out / "manifest.json").read_text())

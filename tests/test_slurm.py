@@ -160,7 +160,8 @@ def test_web_recipe_as_slurm_arrays_equals_a_local_run(slurm_env, tmp_path_facto
     ref = local_reference(tmp_path_factory.getbasetemp(), 2)
     out = tmp_path_factory.mktemp("slurm") / "web"
     res = r1data(*web_args(out, 2), "--executor", "slurm", "--max-array-size", "1", "--json", env=slurm_env)
-    assert json.loads(res.stdout)["kept"] == 5
+    kept = json.loads((ref / "manifest.json").read_text())["counts"]["kept"]
+    assert json.loads(res.stdout)["kept"] == kept > 0
     assert_same_output(out, ref)
 
     state = _state(out)
