@@ -190,8 +190,8 @@ def test_web_recipe_as_slurm_arrays_equals_a_local_run(slurm_env, tmp_path_facto
 def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_factory):
     ref = local_reference(tmp_path_factory.getbasetemp(), 2)
     out = tmp_path_factory.mktemp("scancel") / "web"
-    run = [*web_args(out, 2), "--executor", "slurm", "--workers", "1"]  # %1: rank 1 waits while rank 0 runs
-    r1data(*run, "--no-wait", env=slurm_env)
+    run = [*web_args(out, 2), "--executor", "slurm"]
+    r1data(*run, "--workers", "1", "--no-wait", env=slurm_env)  # --array=0-1%1: rank 1 waits while rank 0 runs
     first = _state(out)["jobs"]
     assert [j["phase"] for j in first] == [MAP, DECIDE, FINAL]
     subprocess.run(["scancel", f"{first[0]['job_id']}_1"], env=slurm_env, check=True)
@@ -209,7 +209,7 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
     done0 = out / "completions" / MAP / "00000"
     log0 = out / "logs" / MAP / "task_00000.log"
     before = (done0.stat().st_mtime_ns, log0.read_text())
-    res = r1data(*run, env=slurm_env)  # the same command again: resubmits what is missing, waits
+    res = r1data(*run, env=slurm_env)  # run again (without the throttle): resubmits what is missing, waits
     assert f"{MAP}: submitted 1 of 2 tasks" in res.stderr
     assert f"{DECIDE}: submitted 1 of 1 tasks" in res.stderr and "final: submitted 2 of 2 tasks" in res.stderr
     again = _state(out)["jobs"][len(first):]
