@@ -129,6 +129,9 @@ def run(
         ov = _overrides(set_, input_, output, tasks, workers, filter_threshold, dedup_window, executor, options)
         spec = load_spec(recipe, ov)
         plan = plan_run(spec)
+        unused = [f"--{k.replace('_', '-').removesuffix('-gb')}" for k, v in options.items() if v is not None and k != "address"]
+        if spec.executor.type == "local" and unused:
+            typer.echo(f"note: {', '.join(unused)} only apply with --executor slurm (or ray); this run is local", err=True)
         if dry_run:
             _print_plan(plan)
             if spec.executor.type == "slurm":
