@@ -42,10 +42,12 @@ def load_task_stats(out_dir: Path, phase: str = "") -> list[dict[str, Any]]:
 def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str, Any]:
     """Sum task reports: read/kept/rejected, the funnel in pipeline order, input files and errors."""
     funnel: Counter = Counter()
+    generated: Counter = Counter()
     read = kept = rejected = chars = 0
     files, errors = [], []
     for r in reports:
         read += r["read"]
+        generated.update(r.get("generated_by_stage", {}))
         kept += r["kept"]
         rejected += r["rejected"]
         chars += r.get("kept_chars", 0)
@@ -60,6 +62,8 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
         by_stage.setdefault(stage, {})[reason] = n
     return {
         "read": read,
+        "generated": sum(generated.values()),
+        "generated_by_stage": {s: generated[s] for s in sorted(generated, key=lambda s: order.get(s, len(order)))},
         "kept": kept,
         "rejected": rejected,
         "kept_chars": chars,
@@ -107,7 +111,7 @@ def manifest_content(*, plan, counts: dict, wall_seconds: float, started: str) -
         "executor": {"type": spec.executor.type, "tasks": plan.tasks, "workers": plan.workers},
         "inputs": [{"index": f.index, "uri": f.uri, "size": f.size} for f in plan.inputs],
         "input_errors": counts["input_errors"],
-        "counts": {k: counts[k] for k in ("read", "kept", "rejected", "dropped_by_stage")},
+        "counts": {k: counts[k] for k in ("read", "generated", "generated_by_stage", "kept", "rejected", "dropped_by_stage")},
         "outputs": {"shards": describe_outputs(out_dir, "shards"), "rejected": describe_outputs(out_dir, "rejected")},
         "models": plan.models(),
         "versions": package_versions(),
