@@ -32,7 +32,8 @@ _CODE_LINE = re.compile(
     \#include|\#define|\#if|\#endif|public\s|private\s|protected\s|static\s|void\s|int\s+\w+\s*[=(;]|
     func\s|fn\s|let\s|const\s|var\s|package\s|using\s|namespace\s|struct\s|enum\s|impl\s|match\s.*\{|
     if\s*\(|for\s*\(|while\s*\(|switch\s*\(|\}\s*else|[{}]\s*$|//|/\*|\*/)
-    |.*[;{}]\s*$|.*\)\s*:\s*$|\s*\w+(?:\.\w+)*\s*(?:[-+*/]?=)\s*[\w\[\]{}("'].*$|.*\w\(.*\)\s*$)""",
+    |del\s|.*[;{}]\s*$|.*\)\s*:\s*$|\s*[\w.]+(?:\[[^\]]*\])*\s*(?:[-+*/|&]?=)\s*[\w\[\]{}("'-].*$|.*\w\(.*\)\s*$
+    |\s{2,}[(\["'].*[,)\]]\s*$)""",
     re.X,
 )
 _ANNOTATION = re.compile(r"<<[^<>=]+=[^<>]+>>")
@@ -49,6 +50,7 @@ _MATH_WORDS = re.compile(
 
 _TRIPLE = re.compile(r'("""|\'\'\')(?:.|\n)*?\1')
 _COMMENT_LINE = re.compile(r"^\s*(?:#(?!include|define|if|endif)|//|\*|/\*)")
+_TRAILING_COMMENT = re.compile(r"\s+(?:#|//).*$")
 _NUMBER = re.compile(r"(?<![\w:.])\d+(?:[.,]\d+)?%?(?![\w:])")
 
 
@@ -58,7 +60,7 @@ def code_score(text: str, max_lines: int = 400) -> float:
     lines = [ln for ln in body.splitlines()[:max_lines] if ln.strip() and not _COMMENT_LINE.match(ln)]
     if len(lines) < 2:
         return 0.0
-    hits = sum(1 for ln in lines if _CODE_LINE.match(ln))
+    hits = sum(1 for ln in lines if _CODE_LINE.match(_TRAILING_COMMENT.sub("", ln)))
     return hits / len(lines)
 
 
@@ -138,7 +140,9 @@ class DomainRules:
         return self.default, "rules:default", round(1.0 - max(cs, ms), 4)
 
 
-def train_domain_classifier(samples: list[tuple[str, str]], out_path: str, *, epoch: int = 10, dim: int = 32, seed: int = 0) -> str:
+def train_domain_classifier(
+    samples: list[tuple[str, str]], out_path: str, *, epoch: int = 25, lr: float = 0.5, dim: int = 32, seed: int = 0
+) -> str:
     """Train a fastText domain classifier on ``(text, domain)`` pairs; writes ``out_path`` (.bin)."""
     import os
     import tempfile
@@ -150,7 +154,7 @@ def train_domain_classifier(samples: list[tuple[str, str]], out_path: str, *, ep
             f.write(f"__label__{label} {' '.join(text.split())}\n")
         train = f.name
     try:
-        model = fasttext.train_supervised(train, epoch=epoch, dim=dim, wordNgrams=2, minCount=1, seed=seed, thread=1, verbose=0)
+        model = fasttext.train_supervised(train, epoch=epoch, lr=lr, dim=dim, wordNgrams=2, minCount=1, seed=seed, thread=1, verbose=0)
     finally:
         os.unlink(train)
     model.save_model(out_path)

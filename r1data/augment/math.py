@@ -234,7 +234,7 @@ _CONST_WORDS = {
     "meters": [100, 1000], "centimeters": [100], "cm": [100], "kilometers": [1000], "km": [1000], "liter": [1000],
     "liters": [1000], "milliliters": [1000], "ml": [1000], "ton": [2000], "tons": [2000],
 }
-_ALWAYS = {Fraction(0), Fraction(1), Fraction(2), Fraction(100)}
+_ALWAYS = {Fraction(0), Fraction(1), Fraction(2)}
 
 
 def allowed_constants(question: str, prose: str = "") -> set[Fraction]:
@@ -338,7 +338,7 @@ def parse_solution(solution: str) -> Solution:
             raise MalformedProblem("math_bad_annotation", f"no '=' in <<{inner}>>")
         expr, res = inner.rsplit("=", 1)
         base = m.start(1)
-        rm = re.fullmatch(rf"\s*\$?\s*({_NUM})\s*%?\s*", res)
+        rm = re.fullmatch(rf"\s*\$?\s*(-?(?:{_NUM}))\s*%?\s*", res)
         try:
             if not rm:
                 raise ValueError(f"result {res!r} is not a number")
@@ -774,6 +774,30 @@ def _apply(text: str, edits: dict[tuple[int, int], str]) -> str:
     return "".join(out)
 
 
+def apply_changes(problem: MathProblem, changes: dict) -> Candidate | str:
+    """The variant for chosen new values of question numbers (``{48: 120}``), or why none exists.
+
+    Values are numbers or strings (``"0.25"``); every one must be a changeable number of the
+    problem (``problem.variables``). The result is not verified: pass it to ``verify``."""
+    qmap = {Fraction(str(k)): Fraction(str(v)) for k, v in changes.items()}
+    unknown = [k for k in qmap if k not in problem.variables]
+    if unknown:
+        return "not_a_variable"
+    results: list[Fraction] = []
+    operands: list[list[Fraction]] = []
+    try:
+        for s in problem.steps:
+            ops = [_resolve(src, qmap, results) for src in s.sources]
+            results.append(eval_tree(s.tree, ops))
+            operands.append(ops)
+        final = _resolve(problem.final_sources, qmap, results)
+    except _Ambiguous:
+        return "ambiguous_link"
+    except ExprError:
+        return "division_by_zero"
+    return render(problem, qmap, operands, results, final)
+
+
 def generate(problem: MathProblem, rng: random.Random, *, tries: int = 32, screen: bool = True) -> Candidate | str:
     """One variant, or the most common reason none could be written in ``tries`` proposals.
 
@@ -847,11 +871,11 @@ def verify(problem: MathProblem, question: str, solution: str) -> str | None:
     osteps = problem.steps
     if [s.kind for s in v.steps] != [s.kind for s in osteps]:
         return "math_chain_inconsistent"
+    if not same_type(problem.parsed.final.value, v.final.value, final=True):
+        return "math_answer_type_changed"
     for os_, vs in zip(osteps, v.steps):
         if not same_type(os_.result.value, vs.exact):
             return "math_intermediate_type_changed"
-    if not same_type(problem.parsed.final.value, v.final.value, final=True):
-        return "math_answer_type_changed"
     for vs in v.steps:
         if vs.result.value != vs.exact:
             return "math_chain_inconsistent"
