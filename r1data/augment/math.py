@@ -630,6 +630,8 @@ def new_value(v: Fraction, rng: random.Random, percent: bool = False, avoid: set
         hi = min(hi, 100 * scale)
     start = max(step, lo - lo % step)
     count = (hi - start) // step + 1
+    if count <= 0:  # e.g. a percentage above 100: no room below the cap
+        return None
     banned = {n} | {a.numerator * (scale // a.denominator) for a in avoid if scale % a.denominator == 0}
     for _ in range(8):  # a few random draws; enumerate only when the range is crowded
         x = start + step * rng.randrange(count)

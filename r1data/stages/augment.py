@@ -83,7 +83,17 @@ class AugmentStage(Stage):
         raise NotImplementedError
 
     def augment_batch(self, docs: list[Document]) -> list[Outcome]:
-        return [self.augment(d) for d in docs]
+        return [self._augment_safely(d) for d in docs]
+
+    def _augment_safely(self, doc: Document) -> Outcome:
+        """A bug or a pathological document must not take the task down: it is recorded instead."""
+        try:
+            return self.augment(doc)
+        except Exception as e:  # noqa: BLE001 - reported in the document's metadata and the stats
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{self.label}: {doc.id}: {type(e).__name__}: {e}")
+            return Outcome(note={"status": "error", "reason": "augment_error", "detail": f"{type(e).__name__}: {e}"[:300]})
 
     def variant_id(self, parent: Document, n: int) -> str:
         return f"{parent.id}#aug-{self.label}-{n}"
