@@ -235,3 +235,35 @@ def _split(expr: str) -> list[str]:
             out += [cur, ch]
             cur = ""
     return out + [cur]
+
+
+def test_stage_text_layout_and_examples_validate():
+    from datatrove.data import Document
+
+    from r1data.config.spec import build_spec
+    from r1data.config.yamlsrc import load_yaml_text
+    from r1data.stages.augment import MathAugment, MathAugmentConfig
+    from r1data.stages.base import rejection
+    from r1data.stages.registry import all_stages
+
+    st = MathAugment(MathAugmentConfig(answer_field=None, separator="\n\n", variants=2, candidates=4))
+    docs = [
+        Document(text=WENG_Q + "\n\n" + WENG_A, id="w", metadata={}),
+        Document(text="Just prose, no problem here.", id="p", metadata={}),
+        Document(text=WENG_Q + "\n\nShe earns 12/60 = <<12/60=0.3>>0.3.\n#### 0.3", id="bad", metadata={}),
+    ]
+    out = list(st.run(iter(docs)))
+    variants = [d for d in out if d.metadata.get("augmented_from") == "w"]
+    assert len(variants) == 2 and all(rejection(v) is None for v in variants)
+    for v in variants:
+        q, _, sol = v.text.partition("\n\n")
+        assert verify(analyze(WENG_Q, WENG_A), q, sol) is None
+    assert docs[1].metadata["augment"]["math_augment"] == {"status": "skipped", "reason": "not_gsm8k"}
+    assert rejection(docs[2]) == ("math_augment", "math_original_inconsistent")
+    # every augmentation stage's documented example is a valid recipe entry
+    for name in ("math_augment", "code_augment", "backtranslate", "eda", "domain_tag", "domain_upsample", "math_normalize", "text_template"):
+        example = all_stages()[name].example
+        body = "".join("  " + line + "\n" for line in example.splitlines())
+        tagger = "" if name == "domain_tag" else "  - stage: domain_tag\n"
+        src = load_yaml_text(f"name: t\ninputs: [x.jsonl]\nstages:\n  - stage: jsonl_reader\n    source: t\n{tagger}{body}", file="e.yaml")
+        build_spec(src)

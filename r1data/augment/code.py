@@ -291,7 +291,7 @@ def renameable(scopes: _Scopes) -> dict[int, list[str]]:
     """Per function scope, the local names a rewrite may rename (see the module docstring)."""
     out: dict[int, list[str]] = {}
     blocked: set[int] = set()
-    for i, (tab, node) in enumerate(zip(scopes.tables, scopes.nodes)):
+    for i, tab in enumerate(scopes.tables):
         if scopes.parent[i] in blocked or i in scopes.dynamic:
             blocked.add(i)
             continue

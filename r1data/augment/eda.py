@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from functools import lru_cache
 
 DEFAULT_WORDNET = "/usr/share/wordnet"
 POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
@@ -46,6 +45,7 @@ class WordNet:
         self.root, self.senses = root, senses
         self._index: dict[str, list[tuple[str, int]]] | None = None
         self._data: dict[str, object] = {}
+        self._cache: dict[str, tuple[str, ...]] = {}
 
     @staticmethod
     def check(root: str) -> str | None:
@@ -84,14 +84,16 @@ class WordNet:
         words = parts[4 : 4 + 2 * n : 2]
         return tuple(re.sub(r"\([a-z]+\)$", "", w).replace("_", " ") for w in words)
 
-    @lru_cache(maxsize=65536)
     def synonyms(self, word: str) -> tuple[str, ...]:
         """Lemmas sharing a synset with ``word`` (its most frequent senses), sorted, without ``word``."""
         key = word.lower()
-        out = set()
-        for pos, off in self._load().get(key, ()):
-            out.update(w for w in self._synset_words(pos, off) if w.lower() != key)
-        return tuple(sorted(out))
+        hit = self._cache.get(key)
+        if hit is None:
+            out = set()
+            for pos, off in self._load().get(key, ()):
+                out.update(w for w in self._synset_words(pos, off) if w.lower() != key)
+            hit = self._cache[key] = tuple(sorted(out))
+        return hit
 
     def close(self) -> None:
         for f in self._data.values():
