@@ -384,11 +384,11 @@ DEFAULT_PROTECT = [r"<<[^<>\n]*>>", r"^####.*$"]
 
 
 class BacktranslateConfig(DomainsMixin):
-    backend: Literal["apertium", "transformers", "openai"] = "apertium"
+    backend: Literal["apertium", "transformers", "openai"] = Field("apertium", description="apertium (offline, Debian), transformers (local checkpoints) or openai (an OpenAI-compatible URL)")
     mode: Literal["add", "replace"] = Field("add", description="add: keep the original and add the round trip; replace: rewrite the text")
-    apertium: ApertiumOptions = ApertiumOptions()
-    transformers: TransformersOptions | None = None
-    openai: OpenAIOptions | None = None
+    apertium: ApertiumOptions = Field(ApertiumOptions(), description="{pair, reverse, batch_chars, timeout}")
+    transformers: TransformersOptions | None = Field(None, description="{model, reverse_model, source_lang, pivot_lang, device, batch_size, max_new_tokens}")
+    openai: OpenAIOptions | None = Field(None, description="{url, model, api_key_env, timeout, retries, backoff, concurrency, breaker, temperature, ...}")
     protect: list[str] = Field(DEFAULT_PROTECT, description="regexes of spans never translated (GSM8K annotations, #### lines)")
     preserve_numbers: bool = Field(True, description="drop a round trip whose numbers differ from the original's")
     min_ratio: float = Field(0.5, gt=0, description="drop a round trip shorter than this fraction of the original")
