@@ -3,7 +3,9 @@
 A stage never drops a document from the stream. It *marks* it rejected (``reject``) and passes it
 on; later stages skip marked documents and the task's sink routes them to ``rejected/`` with the
 stage and reason. So ``kept + rejected == read`` holds by construction, and the order in which
-documents reach the sink does not depend on which stage dropped them.
+documents reach the sink does not depend on which stage dropped them. A stage that *adds*
+documents (augmentation, upsampling) marks each one with ``GENERATED_KEY`` (its label); the sink
+counts them, and the invariant becomes ``read + generated == kept + rejected``.
 
 Kinds:
 
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from r1data.errors import ShardError
 
 REJECTED_KEY = "_rejected"  # doc.metadata[REJECTED_KEY] = (stage label, reason)
+GENERATED_KEY = "_generated"  # doc.metadata[GENERATED_KEY] = label of the stage that created the document
 
 
 class StageConfig(BaseModel):

@@ -267,6 +267,7 @@ def _summary_dict(result) -> dict:
     return {
         "output": str(result.out_dir),
         "read": c["read"],
+        "generated": c.get("generated", 0),
         "kept": c["kept"],
         "rejected": c["rejected"],
         "dropped": c["dropped"],
@@ -285,13 +286,18 @@ def _print_summary(result, plan) -> None:
     con = Console(soft_wrap=True)
     read = c["read"] or 1
     rate = c["read"] / result.wall_seconds if result.wall_seconds else 0
+    gen = c.get("generated", 0)
+    if gen:  # augmentation added documents: percentages are of read + generated
+        by = ", ".join(f"{s} {n:,}" for s, n in c.get("generated_by_stage", {}).items())
+        con.print(f"generated {gen:,} documents ({by})")
+        read = c["read"] + gen or 1
     con.print(
         f"[bold]{plan.spec.name}[/]: read {c['read']:,}, kept {c['kept']:,} ({100 * c['kept'] / read:.1f}%), "
         f"dropped {c['rejected']:,} in {result.wall_seconds:.1f} s ({rate:.1f} docs/s)"
         + (f"; resumed ({result.skipped_tasks} tasks were already done)" if result.skipped_tasks else "")
     )
     if c["dropped"]:
-        table = Table("stage", "reason", "dropped", "% of read", title="dropped documents", title_justify="left")
+        table = Table("stage", "reason", "dropped", "% of read" + (" + generated" if gen else ""), title="dropped documents", title_justify="left")
         for row in c["dropped"]:
             table.add_row(row["stage"], row["reason"], f"{row['count']:,}", f"{100 * row['count'] / read:.1f}")
         con.print(table)
