@@ -196,6 +196,12 @@ class ReaderStage(Stage):
     kind: ClassVar[str] = "reader"
     #: when an input is a directory, only files matching one of these globs are read (None: all)
     file_patterns: ClassVar[tuple[str, ...] | None] = None
+    #: when an input is a directory, files whose names match one of these globs are not read
+    #: (licence and source notes kept beside the data: LICENSE*, SOURCE*)
+    exclude_patterns: ClassVar[tuple[str, ...]] = ()
+    #: True: each input is a unit the reader walks itself (a repository: directory or archive);
+    #: directories are passed to ``read_file`` as they are instead of being expanded to files
+    inputs_are_roots: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)

@@ -14,6 +14,8 @@ BUILTIN_MODULES = [
     "r1data.stages.extract",
     "r1data.stages.langid",
     "r1data.stages.heuristics",
+    "r1data.stages.books",
+    "r1data.stages.code",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
