@@ -127,7 +127,8 @@ class RowMapping:
         for column, mapped in zip(CONTENT_COLUMNS, (self.url_field, self.path_field, self.date_field)):
             src = mapped or column
             if src in row and (mapped or src not in used):
-                md[column] = as_column_value(row[src])
+                if row[src] is not None:
+                    md[column] = as_column_value(row[src])
                 used.add(src)
 
         for key, value in row.items():
