@@ -208,6 +208,8 @@ class ReaderStage(Stage):
         self.files: list[InputFile] = []
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
+        #: extra facts about an input a reader wants in its manifest entry (uri -> {key: value})
+        self.file_notes: dict[str, dict[str, Any]] = {}
 
     def read_file(self, file: InputFile) -> Iterable[Document]:
         """Yield the documents of one file; raise ``ShardError`` (or anything) when it is corrupt."""
@@ -240,6 +242,7 @@ class ReaderStage(Stage):
             except Exception as e:  # a corrupt file must never take the rest of the run down
                 error = f"{type(e).__name__}: {e}".strip()
             entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}
+            entry.update(self.file_notes.pop(file.uri, {}))
             if error:
                 from datatrove.utils.logging import logger
 

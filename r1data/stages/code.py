@@ -74,6 +74,14 @@ class CodeReader(ReaderStage):
 
     _rank, _world = 0, 1  # set by run(): which share of a shared directory this task reads
 
+    @classmethod
+    def check_config(cls, config: CodeReaderConfig) -> list[tuple[str, str]]:
+        import importlib.util
+
+        if (config.gitignore or config.exclude) and importlib.util.find_spec("pathspec") is None:
+            return [("gitignore", "needs the Python module pathspec: pip install 'r1data[code]'")]
+        return []
+
     def setup(self) -> None:
         self.source = self.config.source
 
@@ -118,8 +126,10 @@ class CodeReader(ReaderStage):
                 yield self._entry_doc(root, entry, ordinal, licence, licence_file, limits.max_file_bytes)
         except OSError as e:
             raise ShardError(file.uri, str(e)) from None
-        if root.stats:
-            logger.info(f"{file.uri}: not documents (ignored like .gitignore'd paths): {dict(root.stats)}")
+        if root.stats and (not shared or self._rank == 0):  # every task walks a shared tree: count it once
+            # ignored paths are not documents; the manifest's input entry says how many there were
+            self.file_notes[file.uri] = {"ignored_files": root.stats["ignored"], "ignored_dirs": root.stats["ignored_dirs"]}
+            logger.info(f"{file.uri}: ignored like .gitignore'd paths: {dict(root.stats)}")
 
     def _entry_doc(self, root, entry, ordinal: int, licence, licence_file, limit: int) -> Document:
         from r1data.sources.code_classify import (
