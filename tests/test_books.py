@@ -313,3 +313,24 @@ def test_config_is_validated():
         BooksReaderConfig(min_chars=60_000, max_chars=50_000)
     with pytest.raises(ValidationError):
         BooksReaderConfig(segment="pages")
+
+
+def test_generic_latex_keeps_the_body_without_preamble_or_comments():
+    tex = r"""\documentclass{article}
+\usepackage{amsmath}
+\begin{document}
+% a note to self
+\section{Intro}
+We prove $a^2 + b^2 = c^2$. % inline comments stay
+\iffalse
+draft paragraph never typeset
+\fi
+\section{Proof}
+Obvious.
+\end{document}
+trailing junk
+"""
+    book = parse_book(tex.encode(), latex=True)
+    assert book.body == "\\section{Intro}\nWe prove $a^2 + b^2 = c^2$. % inline comments stay\n\\section{Proof}\nObvious."
+    assert [h for _, h in find_headings(book.body, latex=True)] == ["\\section{Intro}", "\\section{Proof}"]
+    assert parse_book(tex.encode(), latex=True, strip_boilerplate=False).body.startswith("\\documentclass")

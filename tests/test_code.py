@@ -458,3 +458,16 @@ def test_every_file_is_a_document_or_ignored(tmp_path):
     docs = read(repo)
     assert len(docs) == len(files)
     assert Counter(reason(d) for d in docs) == Counter({None: 2, "binary": 1, "unknown_language": 1})
+
+
+@pytest.mark.parametrize("name", ["books_reader", "code_reader", "code_quality", "secret_redaction", "jsonl_reader", "parquet_reader", "csv_reader"])
+def test_stage_examples_validate(name):
+    import yaml
+
+    from r1data.stages.registry import get_stage
+
+    cls = get_stage(name)
+    [entry] = yaml.safe_load(cls.example)
+    assert entry.pop("stage") == name
+    cls.Config.model_validate(entry)
+    assert cls.check_config(cls.Config.model_validate(entry)) == []

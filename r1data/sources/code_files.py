@@ -123,6 +123,9 @@ class Root:
     def entries(self) -> Iterator[Entry]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release open files (zip archives keep theirs open while entries are read)."""
+
 
 def _excluder(patterns: list[str]):
     if not patterns:
@@ -294,7 +297,11 @@ class ZipRoot(Root):
             self.infos = self.zf.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
             raise OSError(f"not a readable zip archive: {e}") from None
-        self._check(os.path.getsize(uri))
+        try:
+            self._check(os.path.getsize(uri))
+        except ArchiveRefused:
+            self.zf.close()
+            raise
 
     def _check(self, archive_size: int) -> None:
         lim = self.limits
@@ -312,6 +319,9 @@ class ZipRoot(Root):
         for (a0, a1), (b0, _) in zip(spans, spans[1:]):
             if a1 > b0:
                 raise ArchiveRefused("zip_bomb", "entries overlap (several members share compressed data: a non-recursive zip bomb)")
+
+    def close(self) -> None:
+        self.zf.close()
 
     def licence_files(self) -> dict[str, str]:
         names = [i.filename for i in self.infos]

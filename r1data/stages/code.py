@@ -117,15 +117,17 @@ class CodeReader(ReaderStage):
             raise ShardError(file.uri, f"archive refused ({e.reason}): {e}") from None
         except OSError as e:
             raise ShardError(file.uri, str(e)) from None
-        licence, licence_file = repository_licence(root.licence_files())
         shared = root.kind == "directory"
         try:
+            licence, licence_file = repository_licence(root.licence_files())
             for ordinal, entry in enumerate(root.entries()):
                 if shared and ordinal % self._world != self._rank:
                     continue
                 yield self._entry_doc(root, entry, ordinal, licence, licence_file, limits.max_file_bytes)
         except OSError as e:
             raise ShardError(file.uri, str(e)) from None
+        finally:
+            root.close()
         if root.stats and (not shared or self._rank == 0):  # every task walks a shared tree: count it once
             # ignored paths are not documents; the manifest's input entry says how many there were
             self.file_notes[file.uri] = {"ignored_files": root.stats["ignored"], "ignored_dirs": root.stats["ignored_dirs"]}
