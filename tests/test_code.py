@@ -162,8 +162,9 @@ def test_language_selection_and_validation(tmp_path):
     assert reason(docs["src/app.py"]) == "language_not_selected" and reason(docs["src/util.c"]) is None
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="did you mean Python"):
+    with pytest.raises(ValidationError, match="did you mean python"):
         CodeReaderConfig(languages=["Pyhton"])
+    assert CodeReaderConfig(languages=["python", "c++"]).languages == ["Python", "C++"]
 
 
 def test_encodings(tmp_path):

@@ -49,11 +49,11 @@ class CodeReaderConfig(StageConfig):
             return v
         if not v:
             raise ValueError("give at least one language, or null for all")
-        known = _known_languages()
-        bad = [x for x in v if x not in known]
+        canonical = {name.lower(): name for name in _known_languages()}  # "python" means Python
+        bad = [x for x in v if x.lower() not in canonical]
         if bad:
-            raise ValueError(f"unknown language {bad[0]!r}{suggest(bad[0], known)} (see r1data/sources/languages.py)")
-        return v
+            raise ValueError(f"unknown language {bad[0]!r}{suggest(bad[0].lower(), canonical)} (see r1data/sources/languages.py)")
+        return [canonical[x.lower()] for x in v]
 
 
 @register
