@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from r1data.stages.code import CodeQuality, CodeQualityConfig, CodeReader, CodeR
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_AWS_ID = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key id
 FAKE_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git program")
 
 
 def read(*roots, rank=0, world=1, **config) -> list[Document]:
@@ -61,6 +63,7 @@ def make_repo(root: Path) -> Path:
 # directories and git working trees
 
 
+@needs_git
 def test_directory_repo_documents_and_licences(tmp_path):
     repo = make_repo(tmp_path / "proj")
     docs = by_path(read(repo))
@@ -76,6 +79,7 @@ def test_directory_repo_documents_and_licences(tmp_path):
     assert reason(docs["LICENSE"]) == "unknown_language"  # accounted for, not silently dropped
 
 
+@needs_git
 def test_git_working_tree_skips_dot_git_and_honours_gitignore(tmp_path):
     repo = make_repo(tmp_path / "proj")
     subprocess.run(["git", "init", "-q", str(repo)], check=True)

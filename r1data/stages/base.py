@@ -208,7 +208,8 @@ class ReaderStage(Stage):
         self.files: list[InputFile] = []
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
-        #: extra facts about an input a reader wants in its manifest entry (uri -> {key: value})
+        #: extra facts a reader records about an input (uri -> {key: value}); they are merged into
+        #: that input's entry in the task's report (stats/NNNNN.json, ``input_files``)
         self.file_notes: dict[str, dict[str, Any]] = {}
 
     def read_file(self, file: InputFile) -> Iterable[Document]:
