@@ -157,7 +157,8 @@ class Plan:
 
 def plan_run(spec: PipelineSpec) -> Plan:
     """Resolve inputs and decide tasks/workers. Raises ``InputError`` for a missing input."""
-    inputs = resolve_inputs(spec.inputs, spec.stages[0].cls.file_patterns)
+    reader = spec.stages[0].cls
+    inputs = resolve_inputs(spec.inputs, reader.file_patterns, exclude_patterns=reader.exclude_patterns, roots=reader.inputs_are_roots)
     tasks = spec.executor.tasks or max(1, min(len(inputs), MAX_DEFAULT_TASKS))
     workers = spec.executor.workers or max(1, min(os.cpu_count() or 1, tasks))
     return Plan(spec=spec, inputs=inputs, tasks=tasks, workers=min(workers, tasks), out_dir=Path(spec.output_path))

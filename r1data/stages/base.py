@@ -199,6 +199,12 @@ class ReaderStage(Stage):
     kind: ClassVar[str] = "reader"
     #: when an input is a directory, only files matching one of these globs are read (None: all)
     file_patterns: ClassVar[tuple[str, ...] | None] = None
+    #: when an input is a directory, files whose names match one of these globs are not read
+    #: (licence and source notes kept beside the data: LICENSE*, SOURCE*)
+    exclude_patterns: ClassVar[tuple[str, ...]] = ()
+    #: True: each input is a unit the reader walks itself (a repository: directory or archive);
+    #: directories are passed to ``read_file`` as they are instead of being expanded to files
+    inputs_are_roots: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)
@@ -207,6 +213,9 @@ class ReaderStage(Stage):
         self.groups: list[list[InputFile]] | None = None
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
+        #: extra facts a reader records about an input (uri -> {key: value}); they are merged into
+        #: that input's entry in the task's report (stats/NNNNN.json, ``input_files``)
+        self.file_notes: dict[str, dict[str, Any]] = {}
 
     def read_file(self, file: InputFile) -> Iterable[Document]:
         """Yield the documents of one file; raise ``ShardError`` (or anything) when it is corrupt."""
@@ -241,6 +250,7 @@ class ReaderStage(Stage):
             except Exception as e:  # a corrupt file must never take the rest of the run down
                 error = f"{type(e).__name__}: {e}".strip()
             entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}
+            entry.update(self.file_notes.pop(file.uri, {}))
             if error:
                 from datatrove.utils.logging import logger
 

@@ -18,6 +18,8 @@ BUILTIN_MODULES = [
     "r1data.stages.augment",
     "r1data.stages.domain",
     "r1data.stages.mathtext",
+    "r1data.stages.books",
+    "r1data.stages.code",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
