@@ -13,7 +13,7 @@ JSON Lines file per source with a ``split`` field on every document:
 
 A document is in exactly one split. Splits are made by a hash of a stable key (page path, passage
 number), so rerunning gives the same files. Outputs are committed; scripts/build_default_models.sh
-only reads them.
+only reads them (and generates its junk from them with ``python -m r1data.quality.synthetic``).
 """
 
 from __future__ import annotations
@@ -39,16 +39,18 @@ def frac(key: str) -> float:
 
 
 def write(name: str, rows: list[dict]) -> None:
+    """One ``<name>.<split>.jsonl.gz`` per split, so commands can name exactly the split they use."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / name
-    # mtime=0 and a fixed file name in the header: byte-identical output on every run
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-        for r in rows:
-            gz.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
-    splits = {}
-    for r in rows:
-        splits[r["split"]] = splits.get(r["split"], 0) + 1
-    print(f"{path.relative_to(ROOT)}: {len(rows)} documents {splits}, {path.stat().st_size / 1024:.0f} KiB")
+    for split in ("train", "calibration", "eval"):
+        part = [r for r in rows if r["split"] == split]
+        if not part:
+            continue
+        path = OUT / f"{name}.{split}.jsonl.gz"
+        # mtime=0 and no file name in the gzip header: byte-identical output on every run
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+            for r in part:
+                gz.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
+        print(f"{path.relative_to(ROOT)}: {len(part)} documents, {path.stat().st_size / 1024:.0f} KiB")
 
 
 # -- books -------------------------------------------------------------------------------------
@@ -200,11 +202,13 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
     shared = args.shared
-    write("books.jsonl.gz", books(shared))
-    write("gsm8k.jsonl.gz", gsm8k(shared))
-    write("python-docstrings.jsonl.gz", docstrings())
-    write("python-docs.jsonl.gz", python_docs(extracted_pages(sorted((ROOT / "data/sample/web").glob("*.warc.gz")))))
-    write("cc-spam.jsonl.gz", cc_pages(extracted_pages([shared / "cc-2020-34-sample/CC-MAIN-2020-34-sample.warc.gz"])))
+    book_rows = books(shared)
+    doc_rows = python_docs(extracted_pages(sorted((ROOT / "data/sample/web").glob("*.warc.gz"))))
+    write("books", book_rows)
+    write("gsm8k", gsm8k(shared))
+    write("python-docstrings", docstrings())
+    write("python-docs", doc_rows)
+    write("cc-spam", cc_pages(extracted_pages([shared / "cc-2020-34-sample/CC-MAIN-2020-34-sample.warc.gz"])))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import typer
 COMMAND_MODULES = [
     "r1data_cli.commands.run",
     "r1data_cli.commands.stages",
+    "r1data_cli.commands.models",
 ]
 
 app = typer.Typer(

@@ -87,7 +87,8 @@ class Calibration:
         if self.space == "log":
             xs = np.log10(xs)
         # Equal quantiles (a tie in the sample) collapse to one knot at their mid-rank: np.interp
-        # needs increasing knots, and a tied value is better than half of its tie group.
+        # needs increasing knots, and a tied value is better than half of its tie group. The lowest
+        # and highest knots stay at 0 and 1: the worst value of the sample is better than nothing.
         ux, start = np.unique(xs, return_index=True)
         ends = np.append(start[1:], len(xs)) - 1
         up = (ps[start] + ps[ends]) / 2
@@ -136,7 +137,7 @@ class Calibration:
             "skipped_documents": self.skipped,
             "sample": self.sample,
             "percentiles": [round(p * 100, 6) for p in self.probs],
-            "values": [_round(v) for v in self.values],
+            "values": list(self.values),  # exact: rounding could merge close quantiles into a tie
         }
         return d
 

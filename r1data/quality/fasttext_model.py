@@ -178,7 +178,12 @@ def train_quality(
         with open(train_file, "w", encoding="utf-8") as f:
             for lab, line in train:
                 f.write(f"{lab} {line}\n")
-        model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
+        try:
+            model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
+        except RuntimeError as e:
+            if "NaN" in str(e):
+                raise ConfigError(f"fastText training diverged (NaN) with --lr {lr}: try a lower learning rate, e.g. --lr {lr / 2:g}") from None
+            raise
         if quantize:
             # product quantisation, retrained on the same data: ~100x smaller, AUC within noise
             model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=min(100_000, len(model.words)), thread=threads, verbose=0)
@@ -220,12 +225,12 @@ def train_quality(
     return card
 
 
-def calibrate_fasttext(scorer: FastTextScorer, sample: list[str], batch: int = 512):
+def calibrate_fasttext(scorer: FastTextScorer, sample: list[str], batch: int = 512, limit: int | None = None):
     """Percentile table of P(positive) on raw sample text (higher is better)."""
     from r1data.quality.calibration import Calibration
     from r1data.quality.corpus import Corpus
 
-    c = Corpus(sample, "calibration sample")
+    c = Corpus(sample, "calibration sample", limit=limit)
     probs: list[float] = []
     skipped = 0
     buf: list[str] = []

@@ -54,9 +54,7 @@ class KenLMScorer:
 
         self.model_path = Path(model)
         self.sp_path = Path(sp_model) if sp_model else sp_model_for(model)
-        config = kenlm.Config()
-        config.load_method = kenlm.LoadMethod.POPULATE  # mmap and pre-fault: no page faults mid-run
-        self.lm = kenlm.Model(str(self.model_path), config)
+        self.lm = kenlm.Model(str(self.model_path))
         self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.sp_path))
         self.mode = mode
         self.max_chars = max_chars
@@ -267,8 +265,8 @@ def build_kenlm(
             raise ConfigError(f"build_binary failed (exit {res.returncode}): {tail}")
         if keep_arpa:
             shutil.copyfile(arpa, out / f"{name}.arpa")
-    # Commands name temporary files; keep them readable and stable across rebuilds.
-    commands = [c.replace(str(tmp), "$TMP") for c in commands]
+    # Commands name temporary files and this machine's tool paths; keep them stable across rebuilds.
+    commands = [c.replace(str(tmp), "$TMP").replace(lmplz, "lmplz").replace(build_binary, "build_binary") for c in commands]
     card: dict[str, Any] = {
         "card_format": "r1data.model_card.v1",
         "kind": "kenlm",
@@ -299,12 +297,12 @@ def build_kenlm(
     return card
 
 
-def calibrate_kenlm(scorer: KenLMScorer, sample: list[str], batch: int = 256):
+def calibrate_kenlm(scorer: KenLMScorer, sample: list[str], batch: int = 256, limit: int | None = None):
     """Percentile table of the scorer's perplexity on raw sample text (lower is better, log space)."""
     from r1data.quality.calibration import Calibration
     from r1data.quality.corpus import Corpus
 
-    c = Corpus(sample, "calibration sample")
+    c = Corpus(sample, "calibration sample", limit=limit)
     ppls: list[float] = []
     skipped = 0
     buf: list[str] = []

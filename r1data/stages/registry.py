@@ -14,6 +14,7 @@ BUILTIN_MODULES = [
     "r1data.stages.extract",
     "r1data.stages.langid",
     "r1data.stages.heuristics",
+    "r1data.stages.quality",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
