@@ -60,32 +60,32 @@ class KenLMScorer:
         self.max_chars = max_chars
         warm_up(keep_newlines=True)
 
-    def _pieces(self, lines: list[str]) -> list[list[str]]:
-        # one C++ call for the whole batch; one thread: the executor already runs one task per core
-        return self.sp.encode(lines, out_type=str, num_threads=1)
+    def encode(self, lines: list[str]) -> list[tuple[str, int]]:
+        """``(pieces joined by spaces, number of pieces)`` per line.
+
+        One C++ call for the whole batch, on one thread (the executor already runs one task per
+        core). SentencePiece is ~60 % of the cost of scoring; a per-word cache was tried and is not
+        faster (dictionary lookups cost as much as the C++ encoder) and is not exact (the encoder
+        breaks ties between equal-probability segmentations by floating-point rounding of the
+        whole line's score)."""
+        return [(" ".join(p), len(p)) for p in self.sp.encode(lines, out_type=str, num_threads=1)]
 
     def log_scores(self, texts: list[str]) -> list[tuple[float, int]]:
         """``(sum of log10 probabilities, token count)`` per text; ``(0.0, 0)`` when nothing is left to score."""
         score = self.lm.score
         if self.mode == "document":
             docs = [normalize(t[: self.max_chars]) for t in texts]
-            out = []
-            for pieces in self._pieces(docs):
-                if not pieces:
-                    out.append((0.0, 0))
-                    continue
-                out.append((score(" ".join(pieces)), len(pieces) + 1))
-            return out
+            return [(score(joined), n + 1) if n else (0.0, 0) for joined, n in self.encode(docs)]
         per_doc = [normalize_lines(t[: self.max_chars]) for t in texts]
-        flat = [line for lines in per_doc for line in lines]
-        pieces = self._pieces(flat) if flat else []
+        encoded = self.encode([line for lines in per_doc for line in lines])
         out = []
         i = 0
         for lines in per_doc:
             total, length = 0.0, 0
-            for p in pieces[i : i + len(lines)]:
-                total += score(" ".join(p))
-                length += len(p) + 1
+            for joined, n in encoded[i : i + len(lines)]:
+                if n:  # a line of characters SentencePiece deletes has nothing to score
+                    total += score(joined)
+                    length += n + 1
             i += len(lines)
             out.append((total, length))
         return out
@@ -136,12 +136,16 @@ def _arpa_counts(arpa: Path) -> dict[str, int]:
 
 
 def train_sentencepiece(lines_file: Path, prefix: Path, vocab_size: int, character_coverage: float, threads: int) -> list[str]:
-    """Train a unigram SentencePiece model on normalised lines (deterministic with one thread)."""
+    """Train a unigram SentencePiece model on normalised lines (deterministic with one thread).
+
+    ``prefix`` must be in the folder of ``lines_file``."""
     import sentencepiece as spm
 
+    # The model file records its trainer's input and prefix: relative names, from inside their
+    # folder, keep a temporary directory's random name out of it (so rebuilds are byte-identical).
     args = dict(
-        input=str(lines_file),
-        model_prefix=str(prefix),
+        input=lines_file.name,
+        model_prefix=prefix.name,
         vocab_size=vocab_size,
         model_type="unigram",
         character_coverage=character_coverage,
@@ -151,7 +155,12 @@ def train_sentencepiece(lines_file: Path, prefix: Path, vocab_size: int, charact
         num_threads=threads,
         minloglevel=2,
     )
-    spm.SentencePieceTrainer.train(**args)
+    cwd = os.getcwd()
+    os.chdir(lines_file.parent)
+    try:
+        spm.SentencePieceTrainer.train(**args)
+    finally:
+        os.chdir(cwd)
     return ["sentencepiece.SentencePieceTrainer.train(" + ", ".join(f"{k}={v!r}" for k, v in args.items() if k not in ("input", "model_prefix")) + ")"]
 
 
