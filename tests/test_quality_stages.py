@@ -231,3 +231,16 @@ def test_help_does_not_import_heavy_modules():
     code = "import sys, r1data_cli.app as a; a.app(['models', '--help'], standalone_mode=False); print(sorted(m for m in ('kenlm', 'fasttext', 'sentencepiece', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")
+
+
+def test_calibration_of_another_model_is_refused(tmp_path):
+    shutil.copy(CLASSIFIER, tmp_path / "other.ftz")
+    # the bundled KenLM card used for a different file (here: wrong size)
+    with open(tmp_path / "other.ftz", "ab") as f:
+        f.write(b"\0")
+    own_card = str(CLASSIFIER.parent / "web.card.json")
+    problems = dict(QualityClassifier.check_config(QualityClassifierConfig(model=str(tmp_path / "other.ftz"), calibration=own_card)))
+    assert "was computed for web.ftz" in problems["calibration"] and str(tmp_path / "other.ftz") in problems["calibration"]
+    kenlm_card = str(KENLM.parent / "en.card.json")
+    problems = dict(QualityClassifier.check_config(QualityClassifierConfig(model=str(CLASSIFIER), calibration=kenlm_card)))
+    assert problems["calibration"].endswith("needs a fasttext_quality calibration") and "card of a kenlm model" in problems["calibration"]

@@ -18,7 +18,10 @@ def run_app(app) -> int:
     """Run the app; errors r1data raises are printed as one line each (see ``user_errors``)."""
     try:
         with user_errors():
-            app(standalone_mode=False)
+            # without standalone mode, click returns (not raises) the code of a typer.Exit
+            rc = app(standalone_mode=False)
+            if isinstance(rc, int) and rc:
+                return rc
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:

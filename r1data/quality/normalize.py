@@ -108,7 +108,7 @@ def normalize_lines(text: str) -> list[str]:
     ends of a line that sat next to a deleted control character (which SentencePiece ignores),
     and several times faster: the whole text is translated in one call."""
     out = _translate(text.lower(), keep_newlines=True)
-    return [s for s in (piece.strip() for piece in out.split("\n")) if s]
+    return [s for s in map(str.strip, out.split("\n")) if s]
 
 
 def normalize_one_line(text: str) -> str:

@@ -34,6 +34,31 @@ def _modules_missing(requires: dict[str, str]) -> list[tuple[str, str]]:
     ]
 
 
+def _card_describes_other_model(card_path: Path, model: Path, kinds: tuple[str, ...]) -> str | None:
+    """A calibration belongs to one model: refuse a card whose model file has another size.
+
+    (Size, not sha256: hashing CCNet's 4 GB models at every validation would take seconds.)"""
+    from r1data.quality.cards import load_card
+
+    try:
+        card = load_card(card_path)
+    except ValueError:
+        return None
+    want = "fasttext_quality" if "fasttext" in kinds else "kenlm"
+    if card.get("kind") not in (None, want):
+        return f"{card_path} is the card of a {card.get('kind')} model; {model} needs a {want} calibration"
+    entry = (card.get("files") or {}).get("model" if want == "fasttext_quality" else "lm")
+    if not entry or "bytes" not in entry:
+        return None
+    size = model.stat().st_size
+    if entry["bytes"] != size:
+        return (
+            f"the calibration in {card_path} was computed for {entry.get('path')} ({entry['bytes']:,} bytes), "
+            f"not for {model} ({size:,} bytes): run `r1data models calibrate {model} --sample RAW_TEXT...`"
+        )
+    return None
+
+
 def _text_problem(doc: Document) -> str | None:
     """Why a document cannot be scored at all, or None."""
     if not isinstance(doc.text, str):
@@ -49,7 +74,7 @@ class _ModelScorer(TaggerStage):
     raw_column: ClassVar[str]
     score_column: ClassVar[str]
     model_kinds: ClassVar[tuple[str, ...]]
-    batch_size = 64
+    batch_size = 256
 
     @classmethod
     def _resolve(cls, config) -> dict[str, Any]:
@@ -71,6 +96,10 @@ class _ModelScorer(TaggerStage):
         cal, cal_path, problem = find_calibration(model, config.calibration)
         if problem:
             out["problems"].append(("calibration", problem))
+        elif cal_path is not None and cal_path.name.endswith(".card.json"):
+            problem = _card_describes_other_model(cal_path, model, cls.model_kinds)
+            if problem:
+                out["problems"].append(("calibration", problem))
         out["calibration"], out["calibration_path"] = cal, cal_path
         return out
 
