@@ -50,7 +50,7 @@ def write(name: str, rows: list[dict]) -> None:
         with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
             for r in part:
                 gz.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
-        print(f"{path.relative_to(ROOT)}: {len(part)} documents, {path.stat().st_size / 1024:.0f} KiB")
+        print(f"{path}: {len(part)} documents, {path.stat().st_size / 1024:.0f} KiB")
 
 
 # -- books -------------------------------------------------------------------------------------

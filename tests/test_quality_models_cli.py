@@ -183,7 +183,6 @@ def test_a_dclm_style_classifier_loads_unchanged(corpora, tmp_path):
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(corpora, tmp_path, args, message):
-    from r1data_cli.output import run_app
 
     argv = [a.format(tmp=tmp_path, positive=corpora["positive"]) for a in args]
     res = runner.invoke(app, ["models", *argv])
