@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "r1data_cli.commands.run",
     "r1data_cli.commands.stages",
     "r1data_cli.commands.status",
+    "r1data_cli.commands.models",
 ]
 
 app = typer.Typer(

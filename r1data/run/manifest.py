@@ -16,7 +16,7 @@ from r1data.io.shards import parquet_rows
 from r1data.paths import sha256_file
 
 TRACKED_PACKAGES = (
-    "r1data", "datatrove", "pyarrow", "polars", "trafilatura", "warcio", "fasttext-numpy2-wheel", "kenlm",
+    "r1data", "datatrove", "pyarrow", "polars", "trafilatura", "warcio", "fasttext-numpy2-wheel", "kenlm", "ufal.kenlm",
     "sentencepiece", "datasketch", "spacy", "numpy", "torch", "tokenizers",
 )
 

@@ -100,6 +100,11 @@ class Stage(PipelineStep):
         Runs at validation time, before any work, in the driver process."""
         return []
 
+    @classmethod
+    def needs_for(cls, config: StageConfig) -> tuple[str, ...]:
+        """The columns this configuration needs from earlier stages (default: ``needs``)."""
+        return cls.needs
+
     def describe(self) -> dict[str, Any]:
         """What the manifest records for this stage (config, versions of models it loads, ...)."""
         return {"stage": self.name, "version": self.version, "label": self.label, "config": self.config.model_dump(mode="json")}

@@ -20,6 +20,7 @@ BUILTIN_MODULES = [
     "r1data.stages.mathtext",
     "r1data.stages.books",
     "r1data.stages.code",
+    "r1data.stages.quality",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
