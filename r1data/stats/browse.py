@@ -65,12 +65,12 @@ def head(target: str | list[str] | Target, n: int = 5, where: str | None = None,
         raise InputError(f"{t.label}: no {what} to read" + ("" if rejected else " (try --rejected)"))
     columns = list(dict.fromkeys(c for f in files for c in f.columns))
     lf = _scan(files)
-    if where:
+    if where is not None:
         lf = lf.filter(parse_where(where, columns))
     try:
         return lf.head(n).collect(engine="streaming")
     except pl.exceptions.PolarsError as e:
-        if where:
+        if where is not None:
             raise WhereError(f"--where: cannot evaluate {where!r}: {_one_line(e)}") from None
         raise
 
@@ -103,15 +103,17 @@ def default_targets() -> list[str]:
 
 
 def _lookup(files: list[ShardFile], cond: pl.Expr, limit: int) -> list[tuple[str, dict]]:
-    out = []
+    """Up to ``limit`` rows matching ``cond``, with the file each came from (one parallel scan)."""
+    files = [f for f in files if "id" in f.columns]
+    if not files or limit <= 0:
+        return []
+    groups: dict[tuple, list[str]] = {}
     for f in files:
-        if "id" not in f.columns:
-            continue
-        df = pl.scan_parquet(f.path).filter(cond).head(limit).collect(engine="streaming")
-        out += [(f.path, row) for row in df.iter_rows(named=True)]
-        if len(out) >= limit:
-            break
-    return out
+        groups.setdefault(f.schema_key(), []).append(f.path)
+    frames = [pl.scan_parquet(paths, include_file_paths="_file") for paths in groups.values()]
+    lf = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    df = lf.filter(cond).head(limit).collect(engine="streaming")
+    return [(row.pop("_file"), row) for row in df.iter_rows(named=True)]
 
 
 def find_document(doc_id: str, targets: list[str] | None = None, limit: int = 10) -> tuple[list[Found], bool]:
@@ -119,21 +121,16 @@ def find_document(doc_id: str, targets: list[str] | None = None, limit: int = 10
 
     Returns (documents, exact): an exact id match if there is one, else up to ``limit`` documents
     whose id starts with ``doc_id`` (``exact`` is False then)."""
-    dirs = targets or default_targets()
-    found: list[Found] = []
-    exact = True
-    for cond, is_exact in ((pl.col("id") == doc_id, True), (pl.col("id").str.starts_with(doc_id), False)):
-        for d in dirs:
-            t = resolve_target(d)
+    resolved = [resolve_target(d) for d in (targets or default_targets())]
+    for cond, exact in ((pl.col("id") == doc_id, True), (pl.col("id").str.starts_with(doc_id), False)):
+        found: list[Found] = []
+        for t in resolved:
             for is_rej, files in ((False, t.kept), (True, t.rejected)):
                 for path, row in _lookup(files, cond, limit - len(found)):
                     found.append(_describe(Found(path, is_rej, row, t.run_dir, t.manifest), t))
-                if len(found) >= limit:
-                    break
         if found:
-            exact = is_exact
-            break
-    return found, exact
+            return found, exact
+    return [], True
 
 
 def _describe(doc: Found, t: Target) -> Found:

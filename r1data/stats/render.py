@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 BAR = "█"
+SPARKS = " ▁▂▃▄▅▆▇█"
 HIST_WIDTH = 32
 SHOWN_QUANTILES = ("p5", "p25", "p50", "p75", "p95")
 
@@ -30,8 +31,8 @@ def human_count(n: float | None) -> str:
     if n is None:
         return "-"
     n = float(n)
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div * 10:
+    for unit, div, floor in (("B", 1e9, 1e9), ("M", 1e6, 1e6), ("k", 1e3, 1e4)):
+        if abs(n) >= floor:
             return f"{n / div:.1f} {unit}" if n / div < 100 else f"{n / div:,.0f} {unit}"
     return f"{n:,.0f}"
 
@@ -58,7 +59,27 @@ def seconds(x: float | None) -> str:
     return f"{x:.2f} s" if x < 10 else f"{x:,.0f} s"
 
 
-def _bin_label(b: dict, scale: str) -> str:
+def sparkline(hist: list[dict]) -> str:
+    """A histogram in one line of block characters (empty bins are blanks)."""
+    top = max((b["count"] for b in hist), default=0)
+    if not top:
+        return ""
+    return "".join(SPARKS[0] if not b["count"] else SPARKS[max(1, round(b["count"] / top * (len(SPARKS) - 1)))] for b in hist)
+
+
+def bytes_bin_label(lo: float, hi: float) -> str:
+    """A power-of-two byte range: "0 B", "256–511 B", "1–2 KiB", "64–128 MiB"."""
+    if hi == 0:
+        return "0 B"
+    if hi <= 1024:
+        return f"{lo:,.0f}–{hi - 1:,.0f} B" if hi - lo > 1 else f"{lo:,.0f} B"
+    for unit, div in (("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30)):
+        if hi <= div * 1024 or unit == "GiB":
+            return f"{lo / div:g}–{hi / div:g} {unit}"
+    return f"{lo:g}–{hi:g} B"
+
+
+def bin_label(b: dict, scale: str) -> str:
     if scale == "log":
         if b["hi"] == 0:
             return "0"
@@ -70,6 +91,7 @@ def _bin_label(b: dict, scale: str) -> str:
 
 
 def histogram_table(hist: list[dict], scale: str, title: str, unit: str = "") -> Table:
+    """Horizontal bars; ``unit="B"`` labels log bins as byte ranges."""
     t = Table(title=title, title_justify="left", box=None, show_header=False, pad_edge=False)
     t.add_column("bin", justify="right", style="dim")
     t.add_column("bar")
@@ -79,7 +101,8 @@ def histogram_table(hist: list[dict], scale: str, title: str, unit: str = "") ->
     for b in hist:
         width = b["count"] / top * HIST_WIDTH
         bar = BAR * int(width) + ("▏" if b["count"] and width < 1 else "")
-        t.add_row(_bin_label(b, scale) + unit, Text(bar, style="cyan"), f"{b['count']:,}  {100 * b['count'] / total:4.1f} %")
+        label = bytes_bin_label(b["lo"], b["hi"]) if unit == "B" and scale == "log" else bin_label(b, scale) + unit
+        t.add_row(label, Text(bar, style="cyan"), f"{b['count']:,}  {100 * b['count'] / total:4.1f} %")
     return t
 
 
@@ -173,10 +196,13 @@ def distribution_table(s: dict, which: str = "kept") -> Table | None:
     t.add_column("column")
     for name in ("count", "nulls", "min", *SHOWN_QUANTILES, "max", "mean"):
         t.add_column(name, justify="right")
+    t.add_column("histogram", no_wrap=True)
     for name, d, nulls in dists:
         q = d["quantiles"]
+        axis = "[0,1]" if d["scale"] == "unit" else "log₂" if d["scale"] == "log" else "min–max"
         t.add_row(name, f"{d['count']:,}", "" if nulls is None else f"{nulls:,}", num(d["min"]),
-                  *[num(q.get(k)) for k in SHOWN_QUANTILES], num(d["max"]), num(d["mean"]))
+                  *[num(q.get(k)) for k in SHOWN_QUANTILES], num(d["max"]), num(d["mean"]),
+                  Text.assemble((sparkline(d["histogram"]), "cyan"), (f" {axis}", "dim")))
     return t
 
 
@@ -231,7 +257,7 @@ def print_stats(s: dict, console: Console, by: str | None = None, top: int = 10)
         console.print(dt)
     lb = (s.get("kept") or {}).get("length_bytes")
     if lb and lb["histogram"]:
-        console.print(histogram_table(lb["histogram"], "log", "kept documents: length histogram (bytes)", " B"))
+        console.print(histogram_table(lb["histogram"], "log", "kept documents: length histogram (bytes)", "B"))
     for table in (dedup_table(s), hosts_table(s, limit=top)):
         if table is not None:
             console.print(table)

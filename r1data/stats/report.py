@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from r1data.stats.render import _bin_label, human_bytes, human_count, num, pct
+from r1data.stats.render import bin_label, bytes_bin_label, human_bytes, human_count, num, pct
 
 COLORS = ("#3b75af", "#e1812c", "#3a923a", "#c03d3e", "#9372b2", "#845b53")
 STYLE = """
@@ -86,7 +86,7 @@ def plot_funnel(series: list[tuple[str, dict]]) -> str | None:
     return _svg(fig)
 
 
-def plot_histogram(title: str, xlabel: str, series: list[tuple[str, dict | None]]) -> str | None:
+def plot_histogram(title: str, xlabel: str, series: list[tuple[str, dict | None]], byte_bins: bool = False) -> str | None:
     """Bars of a histogram (``{"histogram", "scale"}`` dicts), series side by side on shared bins."""
     series = [(n, d) for n, d in series if d and d.get("histogram")]
     if not series:
@@ -103,7 +103,8 @@ def plot_histogram(title: str, xlabel: str, series: list[tuple[str, dict | None]
         ax.bar(xs, [100 * counts.get(b, 0) / total for b in bins], width=w, color=COLORS[i % len(COLORS)], label=f"{name} ({total:,})", align="edge")
     step = max(1, len(bins) // 10)
     ticks = list(range(0, len(bins), step))
-    ax.set_xticks([t + 0.4 for t in ticks], [_bin_label({"lo": bins[t][0], "hi": bins[t][1]}, scale) for t in ticks], rotation=40, ha="right", fontsize=7)
+    label = (lambda lo, hi: bytes_bin_label(lo, hi)) if byte_bins and scale == "log" else (lambda lo, hi: bin_label({"lo": lo, "hi": hi}, scale))
+    ax.set_xticks([t + 0.4 for t in ticks], [label(*bins[t]) for t in ticks], rotation=40, ha="right", fontsize=7)
     ax.set_ylabel("% of documents")
     ax.set_xlabel(xlabel)
     ax.set_title(title)
@@ -150,7 +151,7 @@ def _hosts(s: dict) -> list[dict] | None:
 
 def _plots(series_kept: list[tuple[str, dict]], funnel_series: list[tuple[str, dict]], length_series, score_series) -> list[str]:
     plots = [plot_funnel(funnel_series)]
-    plots.append(plot_histogram("document length", "bytes (log bins)", length_series))
+    plots.append(plot_histogram("document length", "UTF-8 bytes (log bins)", length_series, byte_bins=True))
     names = list(dict.fromkeys(c for _, d in score_series for c in d))
     for col in names:
         plots.append(plot_histogram(col, col, [(n, d.get(col)) for n, d in score_series]))
