@@ -194,24 +194,37 @@ def _count_pairs(t: pa.Table):
     return zip(zip(g["stage"].to_pylist(), g["reason"].to_pylist()), g["stage_count"].to_pylist())
 
 
+def _uncompressed(files) -> int:
+    total = 0
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        total += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    return total
+
+
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*.parquet"))
 
 
-def measure(cmd: list[str]) -> tuple[float, int, int, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS bytes of that process, exit code, stdout)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    # communicate() reaped the child already; RUSAGE_CHILDREN holds the max over reaped children,
-    # and this script starts no other child before it, so the figure is this command's own.
-    import resource
+def measure(cmd: list[str]) -> tuple[float, int, float, int, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS bytes, CPU seconds, exit code, stdout) of that process alone.
 
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    ``os.wait4`` gives the child's own resource usage (``RUSAGE_CHILDREN`` would keep the maximum
+    over every child this script ever ran)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode:
-        sys.stderr.write(err)
-    return wall, rss, proc.returncode, out
+        sys.stderr.write(stderr)
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, proc.returncode, stdout
 
 
 def main() -> None:
@@ -222,6 +235,7 @@ def main() -> None:
     ap.add_argument("--regenerate", action="store_true", help="regenerate even if the data exists")
     ap.add_argument("--keep", action="store_true", help="keep the generated data afterwards")
     ap.add_argument("--format", default="table", choices=["table", "json"])
+    ap.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip the runs on 10 %% and 30 %% of the tasks")
     args = ap.parse_args()
 
     marker = args.dir / ".bench-rows"
@@ -233,20 +247,29 @@ def main() -> None:
         print(f"generated {args.rows:,} rows in {args.files} tasks under {args.dir} in {time.perf_counter() - t0:.0f} s")
     text_bytes = int((args.dir / ".bench-text-bytes").read_text())
     on_disk = dir_bytes(args.dir)
-    uncompressed = sum(
-        pq.ParquetFile(f).metadata.row_group(i).total_byte_size
-        for f in sorted(args.dir.rglob("*.parquet"))
-        for i in range(pq.ParquetFile(f).metadata.num_row_groups)
-    )
+    uncompressed = _uncompressed(sorted(args.dir.rglob("*.parquet")))
     cmd = [sys.executable, "-m", "r1data_cli.app", "stats", str(args.dir), "--format", args.format]
-    wall, rss, rc, out = measure(cmd)
+    load = os.getloadavg()[0]
+    wall, rss, cpu, rc, out = measure(cmd)
     print(out if args.format == "table" else out[:2000])
     print(f"rows:                  {args.rows:,} in {2 * args.files} Parquet files")
     print(f"parquet on disk:       {on_disk / 2**30:.2f} GiB")
     print(f"parquet uncompressed:  {uncompressed / 2**30:.2f} GiB (text alone {text_bytes / 2**30:.2f} GiB)")
     print(f"r1data stats wall:     {wall:.1f} s  ({args.rows / wall / 1e6:.2f} M rows/s, {os.cpu_count()} cores)")
+    print(f"r1data stats CPU:      {cpu:.1f} s (user + system)")
     print(f"r1data stats peak RSS: {rss / 2**20:.0f} MiB  ({100 * rss / uncompressed:.1f} % of the uncompressed data)")
+    print(f"load average before:   {load:.1f} on {os.cpu_count()} cores (other processes slow the wall time down)")
     print(f"exit code:             {rc}")
+    if args.scaling:
+        # the same command on the first 10 % and 30 % of the tasks: memory must not follow the rows
+        print("\nscaling (files of the first N tasks, given as a file list):")
+        print(f"{'tasks':>6} {'rows':>12} {'uncompressed':>13} {'wall s':>7} {'CPU s':>7} {'peak RSS':>9}")
+        for frac in (0.1, 0.3, 1.0):
+            n = max(1, round(args.files * frac))
+            files = [args.dir / sub / f"part-{r:05d}.parquet" for r in range(n) for sub in ("shards", "rejected")]
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            w, r, c, code, _ = measure([sys.executable, "-m", "r1data_cli.app", "stats", *map(str, files), "--format", "json"])
+            print(f"{n:>6} {rows:>12,} {_uncompressed(files) / 2**30:>9.2f} GiB {w:>7.1f} {c:>7.1f} {r / 2**20:>5.0f} MiB" + ("" if code == 0 else f"  exit {code}"))
     if not args.keep:
         shutil.rmtree(args.dir)
 

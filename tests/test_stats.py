@@ -310,3 +310,15 @@ def test_exact_tokens_with_a_tokenizer(run_dir):
     assert web["tokens"] == sum(n for n, r in zip(want, kept) if r["source"] == "web")
     r = runner.invoke(app, ["stats", str(run_dir), "--tokenizer", "/nonexistent/tokenizer.json"])
     assert r.exit_code == 2 and "tokenizer file not found" in r.stderr
+
+
+def test_url_hosts_are_normalised():
+    import polars as pl
+
+    from r1data.stats.scan import authority_expr, normalize_hosts
+
+    urls = ["http://user:pw@Host.COM:8080/x", "https://www.host.com?q=1", "HTTPS://host.com#top", "ftp://b.net",
+            "mailto:someone@c.org", "no url at all", None, "https://[::1]:80/"]
+    df = pl.DataFrame({"url": urls}).select(authority_expr(pl.col("url")).alias("host")).drop_nulls().group_by("host").agg(pl.len().alias("n"))
+    got = dict(normalize_hosts(df).iter_rows())
+    assert got == {"host.com": 3, "b.net": 1, "[::1]": 1}

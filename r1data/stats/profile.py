@@ -38,44 +38,46 @@ def _dist_json(d: Distribution) -> dict[str, Any]:
     return out
 
 
-def _set_json(scan: SetScan, tokens_table: pl.DataFrame | None, top_hosts: int) -> dict[str, Any]:
-    lengths = scan.lengths
-    docs = int(lengths["docs"].sum()) if lengths.height else 0
-    nbytes = int(lengths["sum"].sum() or 0) if lengths.height else 0
-    length = Distribution.from_frame(LENGTH_SPEC, lengths.select("bucket", "n", "sum", "min", "max"))
-    if tokens_table is not None:
-        tokens = int(tokens_table["sum"].sum() or 0) if tokens_table.height else 0
+def _set_json(scan: SetScan, tokens: dict[str, pl.DataFrame] | None, top_hosts: int) -> dict[str, Any]:
+    whole = scan.lengths["all"]
+    docs = int(whole["docs"].sum()) if whole.height else 0
+    nbytes = int(whole["sum"].sum() or 0) if whole.height else 0
+    cols = ["bucket", "n", "sum", "min", "max"]
+    length = Distribution.from_frame(LENGTH_SPEC, whole.select(cols))
+    if tokens is not None:
+        n_tokens = int(tokens["all"]["sum"].sum() or 0) if tokens["all"].height else 0
     else:
-        tokens = round(nbytes / BYTES_PER_TOKEN)
+        n_tokens = round(nbytes / BYTES_PER_TOKEN)
     out: dict[str, Any] = {
         "documents": docs,
         "bytes": nbytes,
-        "tokens": tokens,
+        "tokens": n_tokens,
         "length_bytes": _dist_json(length) if scan.has_text else None,
-        "length_tokens": None,
+        "length_tokens": _dist_json(Distribution.from_frame(LENGTH_SPEC, tokens["all"].select(cols))) if tokens is not None else None,
         "by": {},
         "scores": {},
         "url_hosts": None,
     }
-    if tokens_table is not None:
-        out["length_tokens"] = _dist_json(Distribution.from_frame(LENGTH_SPEC, tokens_table.select("bucket", "n", "sum", "min", "max")))
     for key in BREAKDOWN_KEYS:
         if key not in scan.keys:
             continue
+        table = scan.lengths[key]
+        agg = table.group_by(key).agg(pl.col("docs").sum(), pl.col("sum").sum().alias("bytes"))
+        tok_map = {}
+        if tokens is not None:
+            tok = tokens[key].group_by(key).agg(pl.col("sum").sum().alias("tokens"))
+            tok_map = dict(zip(tok[key].to_list(), tok["tokens"].to_list()))
         rows = []
-        agg = lengths.group_by(key).agg(pl.col("docs").sum(), pl.col("sum").sum().alias("bytes"))
-        tok = tokens_table.group_by(key).agg(pl.col("sum").sum().alias("tokens")) if tokens_table is not None else None
-        tok_map = dict(zip(tok[key].to_list(), tok["tokens"].to_list())) if tok is not None else {}
         for value, d, b in agg.sort(["docs", key], descending=[True, False], nulls_last=True).iter_rows():
             b = int(b or 0)
-            sub = lengths.filter(pl.col(key).is_null() if value is None else (pl.col(key) == value))
-            med = Distribution.from_frame(LENGTH_SPEC, sub.select("bucket", "n", "sum", "min", "max")).quantile(0.5)
+            sub = table.filter(pl.col(key).is_null() if value is None else (pl.col(key) == value))
+            med = Distribution.from_frame(LENGTH_SPEC, sub.select(cols)).quantile(0.5)
             rows.append(
                 {
                     "value": value,
                     "documents": int(d),
                     "bytes": b,
-                    "tokens": int(tok_map.get(value, 0)) if tokens_table is not None else round(b / BYTES_PER_TOKEN),
+                    "tokens": int(tok_map.get(value, 0)) if tokens is not None else round(b / BYTES_PER_TOKEN),
                     "share_documents": int(d) / docs if docs else None,
                     "share_bytes": b / nbytes if nbytes else None,
                     "median_bytes": med,
@@ -192,7 +194,7 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
     if rej is not None and not order:
         warnings.append("stage order unknown (no manifest or task stats): the funnel lists stages by documents dropped")
     if rej is not None:
-        by_reason = rej.lengths.group_by("stage", "reason").agg(pl.col("docs").sum().alias("documents"), pl.col("sum").sum().alias("bytes"))
+        by_reason = rej.lengths["stage"].group_by("stage", "reason").agg(pl.col("docs").sum().alias("documents"), pl.col("sum").sum().alias("bytes"))
     else:
         by_reason = pl.DataFrame(schema={"stage": pl.String, "reason": pl.String, "documents": pl.UInt64, "bytes": pl.Float64})
     funnel = build_funnel(read, by_reason, order, target.stage_types(), stage_seconds(target.task_stats))
@@ -203,7 +205,7 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
         if scan is None:
             continue
         footer_rows = sum(f.rows for f in scan.files)
-        counted = int(scan.lengths["docs"].sum()) if scan.lengths.height else 0
+        counted = scan.documents
         if footer_rows != counted:
             warnings.append(f"scanned {counted:,} rows but the file footers say {footer_rows:,}")
     m = target.manifest or {}

@@ -5,8 +5,12 @@ polars' streaming engine (``collect(engine="streaming")``) and never materialise
 only ever turned into its byte length (``str.len_bytes``) inside the stream. What comes back is
 bounded by the number of groups, not of documents:
 
-- ``lengths``: per (source, lang, domain[, stage, reason]) group and length bucket: documents,
-  bytes, min and max length (see ``buckets.py``);
+- ``lengths``: one table per breakdown (all documents; source; lang; domain; for rejected
+  documents (stage, reason)) with, per value and length bucket, documents, bytes, min and max
+  length (see ``buckets.py``). Text is read once: the stream of (keys, length, bucket) comes
+  out of polars in batches (``collect_batches``) and each batch is folded into every table, so
+  memory stays flat however many documents there are, and table sizes add up instead of
+  multiplying (a single group-by over source x lang x domain x reason x bucket could not);
 - ``ranges`` then ``scores``: min/max/nulls of every numeric stage column, then its bucket table;
 - ``hosts``: documents per URL host;
 - ``clusters``: 64-bit hashes of the distinct ``duplicate_of`` ids (dedup cluster count).
@@ -30,16 +34,33 @@ from r1data.stats.buckets import BucketSpec, bucket_aggs, choose_spec, merge_buc
 from r1data.stats.sources import FileError, ShardFile, _one_line
 
 GROUP_COLUMNS = ("source", "lang", "domain")
-REJECT_GROUP_COLUMNS = ("stage", "reason")
+# breakdown name -> its key columns ("all": the whole set)
+BREAKDOWNS = {"all": (), "source": ("source",), "lang": ("lang",), "domain": ("domain",), "stage": ("stage", "reason")}
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 LENGTH_SPEC = BucketSpec("log")
 NUMERIC_TYPES = ("float", "double", "halffloat", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-# scheme://[user@]host[:port]/... -> host, lower-cased, without a leading "www."
-_HOST_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)"
 
 
-def host_expr(url: pl.Expr) -> pl.Expr:
-    return url.str.extract(_HOST_RE, 1).str.to_lowercase().str.strip_prefix("www.")
+def authority_expr(url: pl.Expr) -> pl.Expr:
+    """``scheme://AUTHORITY/...`` -> AUTHORITY (may still hold user@, :port, ?query): cheap per row.
+
+    Two literal splits cost half of a regex over millions of URLs; the few distinct authorities
+    are cleaned afterwards by ``normalize_hosts``."""
+    return url.str.split_exact("://", 1).struct.field("field_1").str.split_exact("/", 1).struct.field("field_0")
+
+
+def normalize_hosts(df: pl.DataFrame) -> pl.DataFrame:
+    """Authority -> host: drop user@, :port, ?query/#fragment, lower-case, strip "www."; re-count."""
+    host = (
+        pl.col("host").str.replace(r"[?#].*$", "").str.replace(r"^.*@", "").str.replace(r":\d*$", "")
+        .str.to_lowercase().str.strip_prefix("www.")
+    )
+    return (
+        df.with_columns(host.alias("host"))
+        .filter(pl.col("host").is_not_null() & (pl.col("host") != ""))
+        .group_by("host")
+        .agg(pl.col("n").sum())
+    )
 
 
 def score_columns(files: Sequence[ShardFile]) -> list[str]:
@@ -62,8 +83,58 @@ def _groups(files: Sequence[ShardFile]) -> list[list[ShardFile]]:
     return list(by.values())
 
 
+# what reading a damaged file raises (a decoder may also panic); anything else is a bug and propagates
+DATA_ERRORS = (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException)
+
+
 def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    # one call: queries over the same scan share it (common subplan elimination), so text is read once
     return pl.collect_all(queries, engine="streaming")
+
+
+BATCH_ROWS = 200_000  # rows of (keys, length) per batch folded into the tables: ~4 MB
+
+
+def _fold_batches(stream: pl.LazyFrame, groupings: dict[str, tuple[str, ...]]) -> dict[str, pl.DataFrame]:
+    """Aggregate a stream of (key columns, ``_n``, ``bucket``) into one bucket table per grouping."""
+    aggs = [pl.len().cast(pl.UInt64).alias("docs"), *bucket_aggs(pl.col("_n"))]
+    acc: dict[str, list[pl.DataFrame]] = {name: [] for name in groupings}
+    for batch in stream.collect_batches(chunk_size=BATCH_ROWS, maintain_order=False, engine="streaming"):
+        for name, keys in groupings.items():
+            acc[name].append(batch.group_by(*keys, "bucket").agg(*aggs))
+            if len(acc[name]) >= 16:  # merge as we go: the partial tables stay few and small
+                acc[name] = [merge_buckets_keys(acc[name], list(keys))]
+    return {name: merge_buckets_keys(acc[name], list(keys)) for name, keys in groupings.items()}
+
+
+def fold_tables(
+    files: Sequence[ShardFile],
+    build_stream: Callable[[pl.LazyFrame, dict[str, str]], pl.LazyFrame],
+    groupings: dict[str, tuple[str, ...]],
+) -> tuple[dict[str, pl.DataFrame], list[FileError], list[ShardFile]]:
+    """``_fold_batches`` over each schema group, isolating files that fail; returns (tables, errors, ok files)."""
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in groupings}
+    errors: list[FileError] = []
+    ok: list[ShardFile] = []
+
+    def attempt(group: list[ShardFile]) -> bool:
+        stream = build_stream(pl.scan_parquet([f.path for f in group]), group[0].columns)
+        try:
+            tables = _fold_batches(stream, groupings)
+        except DATA_ERRORS as e:
+            if len(group) == 1:
+                errors.append(FileError(group[0].path, f"unreadable data ({_one_line(e)})"))
+            return False
+        for name, t in tables.items():
+            parts[name].append(t)
+        ok.extend(group)
+        return True
+
+    for group in _groups(files):
+        if not attempt(group) and len(group) > 1:
+            for f in group:  # find the broken file(s): one scan per file, the others still count
+                attempt([f])
+    return {name: merge_buckets_keys(parts[name], list(keys)) for name, keys in groupings.items()}, errors, ok
 
 
 @dataclass
@@ -82,20 +153,22 @@ def run_queries(
     res = ScanResult(frames=[[] for _ in range(n_queries)])
     for group in _groups(files):
         cols = group[0].columns
+        queries = build(pl.scan_parquet([f.path for f in group]), cols)  # a bug here must not pass for a bad file
         try:
-            outs = _collect(build(pl.scan_parquet([f.path for f in group]), cols))
+            outs = _collect(queries)
             for i, df in enumerate(outs):
                 res.frames[i].append(df)
             res.ok_files.extend(group)
             continue
-        except Exception as e:
+        except DATA_ERRORS as e:
             if len(group) == 1:
                 res.errors.append(FileError(group[0].path, f"unreadable data ({_one_line(e)})"))
                 continue
         for f in group:  # find the broken file(s): one scan per file, the others still count
+            queries = build(pl.scan_parquet(f.path), cols)
             try:
-                outs = _collect(build(pl.scan_parquet(f.path), cols))
-            except Exception as e:
+                outs = _collect(queries)
+            except DATA_ERRORS as e:
                 res.errors.append(FileError(f.path, f"unreadable data ({_one_line(e)})"))
                 continue
             for i, df in enumerate(outs):
@@ -109,17 +182,21 @@ class SetScan:
     """Merged aggregates of one file set (kept or rejected)."""
 
     files: list[ShardFile]
-    keys: list[str]
-    lengths: pl.DataFrame  # keys..., bucket, n, sum, min, max
+    keys: list[str]  # breakdowns present, e.g. ["source", "lang", "stage"]
+    lengths: dict[str, pl.DataFrame]  # breakdown -> key columns..., bucket, docs, n, sum, min, max
     scores: dict[str, tuple[BucketSpec, pl.DataFrame]]  # column -> (spec, bucket table of non-null values)
     hosts: pl.DataFrame | None  # host, n
     cluster_hashes: pl.Series | None
     has_text: bool
     errors: list[FileError]
 
+    def _with_errors(self, errors: list[FileError]) -> "SetScan":
+        self.errors = errors + self.errors
+        return self
+
     @property
     def documents(self) -> int:
-        return int(self.lengths["n"].sum()) if self.lengths.height else sum(f.rows for f in self.files)
+        return int(self.lengths["all"]["docs"].sum()) if self.lengths["all"].height else 0
 
 
 def numeric_ranges(files: Sequence[ShardFile], columns: list[str]) -> tuple[dict[str, tuple[Any, Any]], list[FileError]]:
@@ -157,24 +234,26 @@ def scan_set(
     """Lengths, score buckets, URL hosts and dedup clusters of one file set, streamed."""
     keys = [k for k in GROUP_COLUMNS if any(k in f.columns for f in files)]
     if rejected:
-        keys += list(REJECT_GROUP_COLUMNS)
+        keys.append("stage")
+    columns = [c for k in keys for c in BREAKDOWNS[k]]
     score_cols = list(specs)
     has_url = any("url" in f.columns for f in files)
     has_dup = rejected and any("duplicate_of" in f.columns for f in files)
     has_text = any("text" in f.columns for f in files)
 
-    def build(lf: pl.LazyFrame, cols: dict[str, str]) -> list[pl.LazyFrame]:
-        key_exprs = [pl.col(k).cast(pl.String) if k in cols else pl.lit(None, pl.String).alias(k) for k in keys]
+    def build_stream(lf: pl.LazyFrame, cols: dict[str, str]) -> pl.LazyFrame:
+        # low-cardinality keys are folded faster as categoricals; merged tables hold strings again
+        key_exprs = [pl.col(k).cast(pl.String).cast(pl.Categorical) if k in cols else pl.lit(None, pl.String).alias(k) for k in columns]
         if "text" in cols:
             n = pl.col("text").str.len_bytes()
         else:  # no text column: count documents only
             n = pl.lit(None, pl.UInt32)
-        lengths = (
-            lf.select(*key_exprs, n.alias("_n"))
-            .group_by(*keys, LENGTH_SPEC.expr(pl.col("_n")).alias("bucket"))
-            .agg(pl.len().cast(pl.UInt64).alias("docs"), *bucket_aggs(pl.col("_n")))
-        )
-        qs = [lengths]
+        return lf.select(*key_exprs, n.alias("_n")).with_columns(LENGTH_SPEC.expr(pl.col("_n")).alias("bucket"))
+
+    lengths, len_errors, readable = fold_tables(files, build_stream, {k: BREAKDOWNS[k] for k in ["all", *keys]})
+
+    def build(lf: pl.LazyFrame, cols: dict[str, str]) -> list[pl.LazyFrame]:
+        qs = []
         for c in score_cols:
             if c in cols:
                 q = lf.select(specs[c].expr(pl.col(c)).alias("bucket"), pl.col(c).cast(pl.Float64).fill_nan(None).alias("_v"))
@@ -184,7 +263,7 @@ def scan_set(
             qs.append(q)
         if has_url:
             if "url" in cols:
-                qs.append(lf.select(host_expr(pl.col("url")).alias("host")).drop_nulls().group_by("host").agg(pl.len().cast(pl.UInt64).alias("n")))
+                qs.append(lf.select(authority_expr(pl.col("url")).alias("host")).drop_nulls().group_by("host").agg(pl.len().cast(pl.UInt64).alias("n")))
             else:
                 qs.append(pl.LazyFrame(schema={"host": pl.String, "n": pl.UInt64}))
         if has_dup:
@@ -198,19 +277,21 @@ def scan_set(
                 qs.append(pl.LazyFrame(schema={"h": pl.UInt64}))
         return qs
 
-    n_q = 1 + len(score_cols) + int(has_url) + int(has_dup)
-    res = run_queries(files, build, n_q)
-    lengths = merge_buckets_keys(res.frames[0], keys)
+    # the cheap columns, over the files whose text could be read (so every figure counts the same files)
+    n_q = len(score_cols) + int(has_url) + int(has_dup)
+    res = run_queries(readable, build, n_q) if n_q else ScanResult(ok_files=list(readable))
+    if len(res.ok_files) < len(readable):  # a file broke in the second pass: drop it from the first too
+        return scan_set([f for f in res.ok_files], specs, rejected=rejected)._with_errors(len_errors + res.errors)
     scores = {}
     for i, c in enumerate(score_cols):
-        table = merge_buckets(res.frames[1 + i], ["bucket"])
+        table = merge_buckets(res.frames[i], ["bucket"])
         scores[c] = (specs[c], table)
-    pos = 1 + len(score_cols)
+    pos = len(score_cols)
     hosts = None
     if has_url:
         frames = [f for f in res.frames[pos] if f.height]
         hosts = (
-            pl.concat(frames).group_by("host").agg(pl.col("n").sum()).sort(["n", "host"], descending=[True, False])
+            normalize_hosts(pl.concat(frames)).sort(["n", "host"], descending=[True, False])
             if frames
             else pl.DataFrame(schema={"host": pl.String, "n": pl.UInt64})
         )
@@ -227,13 +308,13 @@ def scan_set(
         hosts=hosts,
         cluster_hashes=clusters,
         has_text=has_text,
-        errors=res.errors,
+        errors=len_errors,
     )
 
 
 def merge_buckets_keys(frames: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
     """Merge length tables: like ``merge_buckets`` but also summing the document count ``docs``."""
-    frames = [f for f in frames if f is not None and f.height]
+    frames = [f.with_columns(pl.col(k).cast(pl.String) for k in keys) for f in frames if f is not None and f.height]
     if not frames:
         schema = {k: pl.String for k in keys} | {"bucket": pl.Int32, "docs": pl.UInt64, "n": pl.UInt64, "sum": pl.Float64, "min": pl.Float64, "max": pl.Float64}
         return pl.DataFrame(schema=schema)
@@ -246,40 +327,37 @@ def merge_buckets_keys(frames: list[pl.DataFrame], keys: list[str]) -> pl.DataFr
 
 
 def scan_tokens(files: Sequence[ShardFile], tokenizer_path: str, keys: list[str], batch_rows: int = 2048):
-    """Exact token counts with a ``tokenizers`` JSON file: per key group and per length bucket.
+    """Exact token counts with a ``tokenizers`` JSON file, in the same per-breakdown tables as lengths.
 
-    Streams record batches of the text (and group columns) with pyarrow and tokenizes each batch
-    in Rust threads; returns (table keys..., bucket, docs, n, sum, min, max of tokens per document,
-    errors)."""
+    Streams record batches of the text (and key columns) with pyarrow and tokenizes each batch
+    in Rust threads. Returns ({breakdown: table of tokens per document}, errors)."""
     import pyarrow.parquet as pq
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_path))
-    frames, errors = [], []
+    names = ["all", *keys]
+    columns = [c for k in keys for c in BREAKDOWNS[k]]
+    frames: dict[str, list[pl.DataFrame]] = {k: [] for k in names}
+    errors = []
     for f in files:
         if "text" not in f.columns:
             continue
-        cols = ["text"] + [k for k in keys if k in f.columns]
         try:
             pf = pq.ParquetFile(f.path)
-            for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
-                texts = batch.column("text").to_pylist()
-                counts = [len(e.ids) for e in tok.encode_batch([t or "" for t in texts], add_special_tokens=False)]
-                df = pl.from_arrow(batch.drop_columns(["text"])) if len(cols) > 1 else pl.DataFrame()
-                df = df.with_columns(pl.Series("_t", counts, pl.UInt64)) if df.width else pl.DataFrame({"_t": pl.Series(counts, dtype=pl.UInt64)})
-                for k in keys:
-                    if k not in df.columns:
-                        df = df.with_columns(pl.lit(None, pl.String).alias(k))
-                frames.append(
-                    df.group_by(*keys, LENGTH_SPEC.expr(pl.col("_t")).alias("bucket")).agg(
-                        pl.len().cast(pl.UInt64).alias("docs"), *bucket_aggs(pl.col("_t"))
-                    )
-                )
-                if len(frames) > 64:  # keep the partial tables few: merge as we go
-                    frames = [merge_buckets_keys(frames, keys)]
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=["text"] + [c for c in columns if c in f.columns]):
+                texts = [t or "" for t in batch.column("text").to_pylist()]
+                counts = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+                df = pl.from_arrow(batch.drop_columns(["text"])) if batch.num_columns > 1 else pl.DataFrame()
+                df = df.with_columns(pl.Series("_t", counts, pl.UInt64))
+                df = df.with_columns(pl.lit(None, pl.String).alias(c) for c in columns if c not in df.columns)
+                df = df.with_columns(LENGTH_SPEC.expr(pl.col("_t")).alias("bucket"))
+                for k in names:
+                    frames[k].append(df.group_by(*BREAKDOWNS[k], "bucket").agg(pl.len().cast(pl.UInt64).alias("docs"), *bucket_aggs(pl.col("_t"))))
+                    if len(frames[k]) > 64:  # keep the partial tables few: merge as we go
+                        frames[k] = [merge_buckets_keys(frames[k], list(BREAKDOWNS[k]))]
         except Exception as e:
             errors.append(FileError(f.path, f"unreadable data while tokenizing ({_one_line(e)})"))
-    return merge_buckets_keys(frames, keys), errors
+    return {k: merge_buckets_keys(frames[k], list(BREAKDOWNS[k])) for k in names}, errors
 
 
 def bucket_specs(files: Sequence[ShardFile]) -> tuple[dict[str, BucketSpec], dict[str, tuple], list[FileError]]:
