@@ -322,3 +322,26 @@ def test_url_hosts_are_normalised():
     df = pl.DataFrame({"url": urls}).select(authority_expr(pl.col("url")).alias("host")).drop_nulls().group_by("host").agg(pl.len().alias("n"))
     got = dict(normalize_hosts(df).iter_rows())
     assert got == {"host.com": 3, "b.net": 1, "[::1]": 1}
+
+
+def test_score_ranges_from_footers_or_a_scan(run_dir, tmp_path):
+    from r1data.stats.scan import bucket_specs
+    from r1data.stats.sources import resolve_target
+
+    t = resolve_target(str(run_dir))
+    assert all("ppl" in f.ranges for f in t.files)  # the sink writes statistics: no scan needed
+    specs, ranges, _ = bucket_specs(t.files)
+    kept, rej = read_rows(run_dir / "shards"), read_rows(run_dir / "rejected")
+    ppl = [r["ppl"] for r in kept + rej]
+    assert ranges["ppl"] == pytest.approx((min(ppl), max(ppl)))
+    assert specs["ppl"].scale == "log" and specs["ppl_score"].scale == "unit"
+    # files written without statistics are scanned for the range instead
+    out = tmp_path / "nostats"
+    shutil.copytree(run_dir, out)
+    for f in out.glob("*/*.parquet"):
+        pq.write_table(pq.read_table(f), f, write_statistics=False)
+    t2 = resolve_target(str(out))
+    assert not any(f.ranges for f in t2.files)
+    specs2, ranges2, _ = bucket_specs(t2.files)
+    assert ranges2["ppl"] == pytest.approx(ranges["ppl"]) and specs2 == specs
+    assert collect_stats(str(out))["kept"]["scores"] == collect_stats(str(run_dir))["kept"]["scores"]

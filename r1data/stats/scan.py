@@ -31,14 +31,13 @@ import polars as pl
 
 from r1data.io.schema import CORE_COLUMNS, REJECT_COLUMNS
 from r1data.stats.buckets import BucketSpec, bucket_aggs, choose_spec, merge_buckets
-from r1data.stats.sources import FileError, ShardFile, _one_line
+from r1data.stats.sources import NUMERIC_TYPES, FileError, ShardFile, _one_line
 
 GROUP_COLUMNS = ("source", "lang", "domain")
 # breakdown name -> its key columns ("all": the whole set)
 BREAKDOWNS = {"all": (), "source": ("source",), "lang": ("lang",), "domain": ("domain",), "stage": ("stage", "reason")}
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 LENGTH_SPEC = BucketSpec("log")
-NUMERIC_TYPES = ("float", "double", "halffloat", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
 def authority_expr(url: pl.Expr) -> pl.Expr:
@@ -361,12 +360,24 @@ def scan_tokens(files: Sequence[ShardFile], tokenizer_path: str, keys: list[str]
 
 
 def bucket_specs(files: Sequence[ShardFile]) -> tuple[dict[str, BucketSpec], dict[str, tuple], list[FileError]]:
-    """Bucket specs for every numeric stage column, chosen from its range over all files."""
+    """Bucket specs for every numeric stage column, chosen from its range over all files.
+
+    The range comes from the footers' row-group statistics (r1data writes them) when every file
+    has them; only the files that lack them are scanned, and only for those columns."""
     cols = score_columns(files)
-    ranges, errors = numeric_ranges(files, cols)
+    ranges: dict[str, tuple] = {}
+    need_scan = [f for f in files if any(c in f.columns and c not in f.ranges for c in cols)]
+    scanned, errors = numeric_ranges(need_scan, cols) if need_scan else ({}, [])
+    for c in cols:
+        lo = [f.ranges[c][0] for f in files if c in f.ranges and f.ranges[c][0] is not None]
+        hi = [f.ranges[c][1] for f in files if c in f.ranges and f.ranges[c][1] is not None]
+        if c in scanned:
+            lo += [scanned[c][0]] if scanned[c][0] is not None else []
+            hi += [scanned[c][1]] if scanned[c][1] is not None else []
+        ranges[c] = (min(lo) if lo else None, max(hi) if hi else None)
     specs = {}
     for c in cols:
-        vmin, vmax = ranges.get(c, (None, None))
+        vmin, vmax = ranges[c]
         integer = any(f.columns.get(c, "").startswith(("int", "uint")) for f in files)
         specs[c] = choose_spec(vmin, vmax, integer)
     return specs, ranges, errors

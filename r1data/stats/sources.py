@@ -31,6 +31,8 @@ class ShardFile:
     bytes: int
     columns: dict[str, str]  # name -> arrow type as text
     row_groups: int
+    #: numeric column -> (min, max) from the footer's row-group statistics; absent when any row group lacks them
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> bool:
@@ -91,18 +93,49 @@ class Target:
         }
 
 
+NUMERIC_TYPES = ("float", "double", "halffloat", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def _footer_ranges(md, columns: dict[str, str]) -> dict[str, tuple[float | None, float | None]]:
+    """Min/max of each top-level numeric column over all row groups, from statistics alone."""
+    index = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    out = {}
+    for name, typ in columns.items():
+        if typ not in NUMERIC_TYPES or name not in index:
+            continue
+        lo = hi = None
+        complete = True
+        for g in range(md.num_row_groups):
+            col = md.row_group(g).column(index[name])
+            st = col.statistics
+            if st is None:
+                complete = False
+                break
+            if col.num_values == 0 or not st.has_min_max:
+                if st.null_count == col.num_values:
+                    continue  # an all-null row group has no range to give
+                complete = False
+                break
+            lo = st.min if lo is None else min(lo, st.min)
+            hi = st.max if hi is None else max(hi, st.max)
+        if complete:
+            out[name] = (None if lo is None else float(lo), None if hi is None else float(hi))
+    return out
+
+
 def _describe(path: str) -> ShardFile:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
     md = pf.metadata
-    schema = pf.schema_arrow
+    columns = {f.name: str(f.type) for f in pf.schema_arrow}
     return ShardFile(
         path=path,
         rows=md.num_rows,
         bytes=Path(path).stat().st_size,
-        columns={f.name: str(f.type) for f in schema},
+        columns=columns,
         row_groups=md.num_row_groups,
+        ranges=_footer_ranges(md, columns),
     )
 
 
