@@ -162,7 +162,7 @@ def compare_stats(a: str, b: str, *, tokenizer: str | None = None) -> dict[str, 
     }
 
 
-def _fmt_total(key: str, v) -> str:
+def fmt_total(key: str, v) -> str:
     if v is None:
         return "-"
     if key == "keep_rate":
@@ -174,13 +174,13 @@ def _fmt_total(key: str, v) -> str:
     return f"{v:,}"
 
 
-def _fmt_delta(key: str, d: dict) -> str:
+def fmt_delta(key: str, d: dict) -> str:
     if d["delta"] is None:
         return "-"
     if key == "keep_rate":
         return f"{100 * d['delta']:+.1f} pt"
     sign = "+" if d["delta"] >= 0 else "-"
-    body = _fmt_total(key, abs(d["delta"]))
+    body = fmt_total(key, abs(d["delta"]))
     rel = f" ({100 * (d['ratio'] - 1):+.1f} %)" if d.get("ratio") else ""
     return f"{sign}{body}{rel}"
 
@@ -203,7 +203,7 @@ def print_compare(c: dict, console, top: int = 10) -> None:
     for col in ("", "A", "B", "B − A"):
         t.add_column(col, justify="left" if not col else "right")
     for k, d in c["totals"].items():
-        t.add_row(k.replace("_", " "), _fmt_total(k, d["a"]), _fmt_total(k, d["b"]), _fmt_delta(k, d))
+        t.add_row(k.replace("_", " "), fmt_total(k, d["a"]), fmt_total(k, d["b"]), fmt_delta(k, d))
     console.print(t)
     if c.get("documents"):
         d = c["documents"]

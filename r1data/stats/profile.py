@@ -129,7 +129,7 @@ def _check_against_manifest(target: Target, kept_docs: int, rejected_docs: int, 
     m = target.manifest
     if m:
         listed = {}
-        for sub, entries in (m.get("outputs") or {}).items():
+        for entries in (m.get("outputs") or {}).values():
             for e in entries or []:
                 listed[str(target.run_dir / e["path"])] = e
         present = {f.path: f for f in target.files}

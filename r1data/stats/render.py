@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -233,14 +232,14 @@ def hosts_table(s: dict, which: str = "kept", limit: int = 10) -> Table | None:
 
 
 def print_stats(s: dict, console: Console, by: str | None = None, top: int = 10) -> None:
-    """The table view: overview, funnel, breakdowns, distributions, dedup, URL domains, warnings."""
+    """The table view: overview and warnings, funnel, breakdowns, distributions, dedup, URL domains."""
     console.print(overview(s))
+    _print_notes(s, console)  # an unfinished run or an unreadable file changes how to read every table below
     if by == "stage":
         if not s["rejected"]:
             console.print("[yellow]no rejected documents found: there is no funnel to break down by stage[/]")
         else:
             console.print(funnel_table(s))
-        _print_tail(s, console)
         return
     ft = funnel_table(s)
     if ft is not None:
@@ -261,10 +260,9 @@ def print_stats(s: dict, console: Console, by: str | None = None, top: int = 10)
     for table in (dedup_table(s), hosts_table(s, limit=top)):
         if table is not None:
             console.print(table)
-    _print_tail(s, console)
 
 
-def _print_tail(s: dict, console: Console) -> None:
+def _print_notes(s: dict, console: Console) -> None:
     for e in s.get("input_errors") or []:
         console.print(f"[yellow]input error[/] {e.get('uri')}: {e.get('error')}", markup=True, highlight=False)
     for e in s["files"]["errors"]:

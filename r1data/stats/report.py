@@ -269,10 +269,9 @@ def render_compare_report(c: dict) -> str:
     """The HTML text of a two-run comparison: the same plots with A and B side by side."""
     a, b = c["a"], c["b"]
     body = [f"<h1>r1data stats: A vs B</h1><div class='meta'>A = {_e(a['target'])} · B = {_e(b['target'])}</div>"]
-    rows = []
-    for k, d in c["totals"].items():
-        fmt = (lambda v: pct(v)) if k == "keep_rate" else (lambda v: human_bytes(v)) if k.endswith("bytes") else (lambda v: "-" if v is None else f"{v:,}")
-        rows.append([k.replace("_", " "), fmt(d["a"]), fmt(d["b"]), "" if d["delta"] is None else (f"{100 * d['delta']:+.1f} pt" if k == "keep_rate" else f"{d['delta']:+,}")])
+    from r1data.stats.compare import fmt_delta, fmt_total
+
+    rows = [[k.replace("_", " "), fmt_total(k, d["a"]), fmt_total(k, d["b"]), fmt_delta(k, d)] for k, d in c["totals"].items()]
     body.append("<h2>totals</h2>" + _table(["", "A", "B", "B − A"], rows))
     if c.get("documents"):
         d = c["documents"]
