@@ -11,7 +11,8 @@ bounded by the number of groups, not of documents:
   out of polars in batches (``collect_batches``) and each batch is folded into every table, so
   memory stays flat however many documents there are, and table sizes add up instead of
   multiplying (a single group-by over source x lang x domain x reason x bucket could not);
-- ``ranges`` then ``scores``: min/max/nulls of every numeric stage column, then its bucket table;
+- ``scores``: a bucket table per numeric stage column, on a scale chosen from the column's range
+  (taken from the footers' statistics; a pass over those columns only for files without them);
 - ``hosts``: documents per URL host;
 - ``clusters``: 64-bit hashes of the distinct ``duplicate_of`` ids (dedup cluster count).
 
@@ -87,7 +88,7 @@ DATA_ERRORS = (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException)
 
 
 def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
-    # one call: queries over the same scan share it (common subplan elimination), so text is read once
+    # one call: polars runs the (small-column) queries side by side on its thread pool
     return pl.collect_all(queries, engine="streaming")
 
 

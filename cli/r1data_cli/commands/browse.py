@@ -46,7 +46,7 @@ def _print_doc(con, row: dict, *, chars: int, title: str | None = None, extra: l
     body.add_row(fields)
     body.add_row(Text(f"text ({len(text.encode()):,} bytes)", style="bold"))
     body.add_row(Text(shown))
-    con.print(Panel(body, title=title or str(row.get("id")), title_align="left"))
+    con.print(Panel(body, title=title or str(row.get("id") or "(no id column)"), title_align="left"))
 
 
 def head(
