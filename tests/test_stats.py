@@ -345,3 +345,26 @@ def test_score_ranges_from_footers_or_a_scan(run_dir, tmp_path):
     specs2, ranges2, _ = bucket_specs(t2.files)
     assert ranges2["ppl"] == pytest.approx(ranges["ppl"]) and specs2 == specs
     assert collect_stats(str(out))["kept"]["scores"] == collect_stats(str(run_dir))["kept"]["scores"]
+
+
+def test_exit_codes_through_the_console_entry_point(tmp_path):
+    """The installed ``r1data`` script (``main``), not only CliRunner: errors must keep their exit code."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "cli"), os.environ.get("PYTHONPATH", "")]))
+
+    def r1data(*args):
+        return subprocess.run([sys.executable, "-m", "r1data_cli.app", *args], capture_output=True, text=True, env=env, timeout=120)
+
+    (tmp_path / "empty" / "shards").mkdir(parents=True)
+    p = r1data("stats", str(tmp_path / "empty"))
+    assert p.returncode == 2 and p.stderr.strip().endswith("no Parquet files (expected shards/*.parquet and rejected/*.parquet)")
+    (tmp_path / "bad" / "shards").mkdir(parents=True)
+    (tmp_path / "bad" / "shards" / "part-00000.parquet").write_text("garbage")
+    p = r1data("stats", str(tmp_path / "bad"))
+    assert p.returncode == 1 and "could be read" in p.stderr
+    p = r1data("stats", str(tmp_path / "bad"), "--by", "nope")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "'nope' is not one of" in p.stderr
