@@ -90,3 +90,39 @@ def test_choose_spec():
 def test_empty_distribution():
     d = Distribution.from_frame(BucketSpec("log"), pl.DataFrame(schema={"bucket": pl.Int32, "n": pl.UInt64, "sum": pl.Float64, "min": pl.Float64, "max": pl.Float64}))
     assert d.count == 0 and d.quantile(0.5) is None and d.histogram() == []
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=300), st.sampled_from(["web", "books", "code"]), st.sampled_from(["en", "de", None])),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=1, max_value=4),
+)
+def test_counts_and_bytes_survive_any_split_into_files(tmp_path_factory, docs, n_files):
+    """Whatever the documents and however they are spread over files, the stats equal a direct count."""
+    from collections import Counter
+
+    from datatrove.data import Document
+
+    from r1data.io.schema import shard_schema
+    from r1data.io.shards import ShardWriter
+    from r1data.stats.profile import collect_stats
+
+    out = tmp_path_factory.mktemp("prop")
+    for f in range(n_files):
+        w = ShardWriter(out / f"part-{f:05d}.parquet", shard_schema({"lang": "string"}), row_group_rows=7)
+        for i, (text, source, lang) in enumerate(docs[f::n_files]):
+            meta = {"source": source, "input_file": "x", "input_index": 0, "record_index": i, "lang": lang}
+            w.write(Document(text=text, id=f"{f}-{i}", metadata=meta))
+        w.close()
+    s = collect_stats(str(out))
+    assert s["totals"]["kept"] == len(docs)
+    assert s["totals"]["kept_bytes"] == sum(len(t.encode()) for t, _, _ in docs)
+    assert {r["value"]: r["documents"] for r in s["kept"]["by"]["source"]} == Counter(src for _, src, _ in docs)
+    assert {r["value"]: r["documents"] for r in s["kept"]["by"]["lang"]} == Counter(lang for _, _, lang in docs)
+    lengths = sorted(len(t.encode()) for t, _, _ in docs)
+    assert s["kept"]["length_bytes"]["min"] == lengths[0] and s["kept"]["length_bytes"]["max"] == lengths[-1]
+    assert sum(b["count"] for b in s["kept"]["length_bytes"]["histogram"]) == len(docs)
