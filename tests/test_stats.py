@@ -368,3 +368,10 @@ def test_exit_codes_through_the_console_entry_point(tmp_path):
     assert p.returncode == 1 and "could be read" in p.stderr
     p = r1data("stats", str(tmp_path / "bad"), "--by", "nope")
     assert p.returncode == 2 and "Traceback" not in p.stderr and "'nope' is not one of" in p.stderr
+
+
+def test_bad_tokenizer_file_is_one_line(run_dir, tmp_path):
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text('{"not": "a tokenizer"}')
+    r = runner.invoke(app, ["stats", str(run_dir), "--tokenizer", str(bad)])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "not a tokenizers JSON file" in r.stderr

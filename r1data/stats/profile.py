@@ -152,6 +152,23 @@ def _check_against_manifest(target: Target, kept_docs: int, rejected_docs: int, 
     return warnings
 
 
+def _check_tokenizer(path: str) -> None:
+    import importlib.util
+
+    from r1data.errors import ConfigError, InputError
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: tokenizer file not found (give a tokenizers JSON file, e.g. tokenizer.json)")
+    if importlib.util.find_spec("tokenizers") is None:
+        raise ConfigError("--tokenizer needs the tokenizers package: pip install 'r1data[stats]'")
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as e:  # the library raises a bare Exception for a file it cannot parse
+        raise InputError(f"{path}: not a tokenizers JSON file ({' '.join(str(e).split())[:150]})") from None
+
+
 def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top_hosts: int = TOP_HOSTS) -> dict[str, Any]:
     """Inspect an output directory or Parquet files; see docs/stats.md for the returned schema.
 
@@ -159,10 +176,8 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
     ``NothingReadable`` when no file could be read at all. Files that cannot be read are listed
     in ``files.errors`` and the others are still counted."""
     target = resolve_target(targets)
-    if tokenizer is not None and not Path(tokenizer).is_file():
-        from r1data.errors import InputError
-
-        raise InputError(f"{tokenizer}: tokenizer file not found (give a tokenizers JSON file, e.g. tokenizer.json)")
+    if tokenizer is not None:
+        _check_tokenizer(tokenizer)
     specs, _ranges, range_errors = bucket_specs(target.files)
     errors: dict[str, FileError] = {e.path: e for e in target.errors + range_errors}
     bad = set(errors)

@@ -32,7 +32,18 @@ tr.reason td { color: #777; font-size: 0.95em; } tr.reason td:first-child { padd
 """
 
 
+def check_available() -> None:
+    """Raise a one-line ``ConfigError`` when matplotlib is missing (call before any work)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        from r1data.errors import ConfigError
+
+        raise ConfigError("--report needs matplotlib: pip install 'r1data[stats]'")
+
+
 def _pyplot():
+    check_available()
     import matplotlib
 
     matplotlib.use("Agg")  # no display: works on servers and in CI

@@ -77,6 +77,10 @@ def stats(
     if compare is None and not targets:
         raise fail("give an output directory (e.g. out/web), Parquet files, or --compare A B")
     with user_errors():
+        if report is not None:
+            from r1data.stats.report import check_available
+
+            check_available()  # before minutes of scanning, not after
         if compare is not None:
             _run_compare(compare, format_, tokenizer, report, top)
             return
