@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from stats_helpers import STAGES, make_run
+from tests.stats_helpers import STAGES, make_run
 from typer.testing import CliRunner
 
 from r1data.errors import InputError

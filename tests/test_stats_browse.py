@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from stats_helpers import make_run
+from tests.stats_helpers import make_run
 from typer.testing import CliRunner
 
 from r1data.stats.browse import WhereError, find_document, head
