@@ -57,3 +57,24 @@ def test_table_head_and_show_on_a_real_run(web_run):
     r = runner.invoke(app, ["head", str(web_run), "-n", "2", "--where", "lang = 'en' AND url LIKE '%python.org%'", "--jsonl"])
     docs = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(docs) == 2 and all("python.org" in d["url"] and d["lang"] == "en" for d in docs)
+
+
+def test_multi_phase_run_dedup_and_an_unfinished_copy(web_run, tmp_path):
+    """web.yaml ends with exact_dedup, a barrier stage: a first phase writes its own rejected files."""
+    import shutil
+
+    from r1data.stats.profile import collect_stats
+
+    m = json.loads((web_run / "manifest.json").read_text())
+    s = collect_stats(str(web_run))
+    dups = m["counts"]["dropped_by_stage"]["exact_dedup"]["exact_duplicate"]  # web-tiny holds exact copies
+    assert s["dedup"]["duplicates"] == dups and 0 < s["dedup"]["clusters"] <= dups
+    assert any(Path(f).name.startswith("01-exact_dedup") for f in (web_run / "rejected").iterdir())
+    # the same files without a manifest: read comes from the tasks that read the inputs, order from datatrove
+    partial = tmp_path / "partial"
+    shutil.copytree(web_run, partial)
+    (partial / "manifest.json").unlink()
+    p = collect_stats(str(partial))
+    assert p["totals"]["read"] == m["counts"]["read"] and p["totals"]["read_from"] == "task_stats"
+    assert [r["stage"] for r in p["funnel"]] == [st["name"] for st in m["config"]["stages"]]
+    assert [r["dropped"] for r in p["funnel"]] == [r["dropped"] for r in s["funnel"]]

@@ -31,12 +31,21 @@ def stage_seconds(task_stats: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def step_order(task_stats: list[dict[str, Any]]) -> list[str]:
-    """Stage labels in the order datatrove ran them (fallback when there is no manifest)."""
+    """Stage labels in the order datatrove ran them (fallback when there is no manifest).
+
+    Steps are named "<kind>: <label>"; sinks, reduce steps ("?") and the readers of later phases
+    (which re-read work files) are the executor's, not the recipe's."""
     order: list[str] = []
     for t in task_stats:
+        from_inputs = (t.get("r1data") or {}).get("origin", "input") == "input"
         for step in t.get("datatrove") or []:
-            label = str(step.get("name", "")).split(": ", 1)[-1]
-            if label and label != "sink" and label not in order:
+            name = str(step.get("name", ""))
+            if ": " not in name:
+                continue
+            kind, label = name.split(": ", 1)
+            if label in ("", "?", "sink") or (kind == "reader" and not from_inputs):
+                continue
+            if label not in order:
                 order.append(label)
     return order
 

@@ -102,17 +102,28 @@ def _set_json(scan: SetScan, tokens: dict[str, pl.DataFrame] | None, top_hosts: 
     return out
 
 
+def _entering(target: Target) -> list[dict]:
+    """Task reports of the tasks that read the run's inputs (later phases re-read work files)."""
+    reports = [t.get("r1data") or {} for t in target.task_stats]
+    return [r for r in reports if r.get("origin", "input") == "input"]
+
+
 def _read_count(target: Target, kept: int, rejected: int) -> tuple[int, str]:
     m = target.manifest or {}
     if isinstance((m.get("counts") or {}).get("read"), int):
         return m["counts"]["read"], "manifest"
-    final = [t for t in target.task_stats if not t.get("_phase")]
-    if final and all(isinstance((t.get("r1data") or {}).get("read"), int) for t in final):
-        return sum(t["r1data"]["read"] for t in final), "task_stats"
+    entering = _entering(target)
+    if entering and all(isinstance(r.get("read"), int) for r in entering):
+        return sum(r["read"] for r in entering), "task_stats"
     return kept + rejected, "files"
 
 
-def _check_against_manifest(target: Target, kept_docs: int, rejected_docs: int, read: int, read_from: str) -> list[str]:
+def _generated(target: Target) -> int:
+    """Documents stages created (augmentation) rather than read: read + generated = kept + rejected."""
+    return sum(int((t.get("r1data") or {}).get("generated") or 0) for t in target.task_stats if (t.get("r1data") or {}).get("origin") != "reduce")
+
+
+def _check_against_manifest(target: Target, kept_docs: int, rejected_docs: int, read: int, read_from: str, generated: int = 0) -> list[str]:
     warnings = []
     if target.run_dir is not None and target.manifest is None:
         tasks = None
@@ -142,11 +153,12 @@ def _check_against_manifest(target: Target, kept_docs: int, rejected_docs: int, 
         for path in present:
             if path not in listed:
                 warnings.append(f"{path}: not listed in the manifest (written after the run finished?)")
-    if read_from != "files" and read != kept_docs + rejected_docs:
-        diff = read - kept_docs - rejected_docs
+    if read_from != "files" and read + generated != kept_docs + rejected_docs:
+        diff = read + generated - kept_docs - rejected_docs
         what = "missing from" if diff > 0 else "more than"
+        made = f" + {generated:,} generated" if generated else ""
         warnings.append(
-            f"read {read:,} documents ({read_from}) but shards + rejected hold {kept_docs + rejected_docs:,} "
+            f"read {read:,} documents ({read_from}){made} but shards + rejected hold {kept_docs + rejected_docs:,} "
             f"({abs(diff):,} {what} the files counted)"
         )
     return warnings
@@ -202,7 +214,8 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
     rej_js = _set_json(rej, tok_rej, top_hosts) if rej else None
     kept_docs = kept_js["documents"]
     rej_docs = rej_js["documents"] if rej_js else 0
-    read, read_from = _read_count(target, kept_docs, rej_docs)
+    generated = _generated(target)
+    read, read_from = _read_count(target, kept_docs - generated, rej_docs)
 
     order = target.stage_order() or step_order(target.task_stats)
     warnings = list(target.warnings)
@@ -212,10 +225,10 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
         by_reason = rej.lengths["stage"].group_by("stage", "reason").agg(pl.col("docs").sum().alias("documents"), pl.col("sum").sum().alias("bytes"))
     else:
         by_reason = pl.DataFrame(schema={"stage": pl.String, "reason": pl.String, "documents": pl.UInt64, "bytes": pl.Float64})
-    funnel = build_funnel(read, by_reason, order, target.stage_types(), stage_seconds(target.task_stats))
+    funnel = build_funnel(read + generated, by_reason, order, target.stage_types(), stage_seconds(target.task_stats))
     clusters = rej.cluster_hashes.len() if rej is not None and rej.cluster_hashes is not None else None
     dedup = dedup_rates(funnel, read, clusters)
-    warnings += _check_against_manifest(target, kept_docs, rej_docs, read, read_from)
+    warnings += _check_against_manifest(target, kept_docs, rej_docs, read, read_from, generated)
     for scan in (kept, rej):
         if scan is None:
             continue
@@ -240,6 +253,7 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
         "totals": {
             "read": read,
             "read_from": read_from,
+            "generated": generated,
             "kept": kept_docs,
             "rejected": rej_docs,
             "keep_rate": kept_docs / read if read else None,

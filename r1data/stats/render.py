@@ -144,6 +144,8 @@ def funnel_table(s: dict, reasons: bool = True) -> Table | None:
         t.add_column(name, justify=just)
     read = s["totals"]["read"]
     t.add_row("read", "", "", "", "", f"{read:,}", "", "", style="bold")
+    if s["totals"].get("generated"):  # augmentation adds documents: the funnel starts from read + generated
+        t.add_row("+ generated", "", "", "", "", f"{read + s['totals']['generated']:,}", "", "", style="bold")
     for st in s["funnel"]:
         label = st["stage"] + ("" if st["in_pipeline"] else " (not in manifest)")
         style = None if st["dropped"] else "dim"

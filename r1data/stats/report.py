@@ -77,7 +77,8 @@ def plot_funnel(series: list[tuple[str, dict]]) -> str | None:
     h = 0.8 / len(series)
     for i, (name, s) in enumerate(series):
         by = {r["stage"]: r for r in s["funnel"]}
-        vals, remaining = [s["totals"]["read"]], s["totals"]["read"]
+        start = s["totals"]["read"] + (s["totals"].get("generated") or 0)
+        vals, remaining = [start], start
         for st in stages:
             remaining = by[st]["remaining"] if st in by else remaining
             vals.append(remaining)
@@ -188,6 +189,9 @@ def _table(headers: list[str], rows: list[list[Any]], row_classes: list[str] | N
 
 def _funnel_html(s: dict) -> str:
     rows, classes = [["read", "", "", "", "", f"{s['totals']['read']:,}", "", ""]], [""]
+    if s["totals"].get("generated"):
+        rows.append(["+ generated", "", "", "", "", f"{s['totals']['read'] + s['totals']['generated']:,}", "", ""])
+        classes.append("")
     for st in s["funnel"]:
         rows.append([st["stage"], f"{st['entered']:,}", f"{st['dropped']:,}", pct(st["share_of_entered"]), pct(st["share_of_read"]),
                      f"{st['remaining']:,}", human_bytes(st["dropped_bytes"]) if st["dropped"] else "",

@@ -178,12 +178,16 @@ def load_manifest(run_dir: Path) -> tuple[dict | None, list[str]]:
 
 
 def load_task_stats(run_dir: Path) -> tuple[list[dict], list[str]]:
-    """Every ``stats/**/NNNNN.json`` (all phases): r1data's counts and datatrove's step stats."""
+    """Every ``stats/**/NNNNN.json``: r1data's counts and datatrove's step stats, in phase order.
+
+    Phases live in ``stats/NN-<stage>-<step>/`` and run in name order; the final phase
+    (``stats/NNNNN.json``) runs last."""
     folder = run_dir / "stats"
     out, warnings = [], []
     if not folder.is_dir():
         return out, warnings
-    for f in sorted(folder.rglob("[0-9]*.json")):
+    files = sorted(folder.rglob("[0-9]*.json"), key=lambda f: (f.parent == folder, str(f.relative_to(folder))))
+    for f in files:
         try:
             data = json.loads(f.read_text())
         except (OSError, ValueError) as e:
