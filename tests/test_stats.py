@@ -375,3 +375,15 @@ def test_bad_tokenizer_file_is_one_line(run_dir, tmp_path):
     bad.write_text('{"not": "a tokenizer"}')
     r = runner.invoke(app, ["stats", str(run_dir), "--tokenizer", str(bad)])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "not a tokenizers JSON file" in r.stderr
+
+
+def test_funnel_arithmetic_with_generated_documents():
+    import polars as pl
+
+    from r1data.stats.funnel import build_funnel
+
+    rej = pl.DataFrame({"stage": ["filter", "augment"], "reason": ["short", "unverified"], "documents": [3, 2], "bytes": [30, 20]})
+    rows = build_funnel(10, rej, ["reader", "filter", "augment"], {}, {}, {"augment": 6})
+    assert [(r["stage"], r["entered"], r["generated"], r["dropped"], r["remaining"]) for r in rows] == [
+        ("reader", 10, 0, 0, 10), ("filter", 10, 0, 3, 7), ("augment", 7, 6, 2, 11)]
+    assert rows[2]["share_of_entered"] == pytest.approx(2 / 13)

@@ -78,3 +78,24 @@ def test_multi_phase_run_dedup_and_an_unfinished_copy(web_run, tmp_path):
     assert p["totals"]["read"] == m["counts"]["read"] and p["totals"]["read_from"] == "task_stats"
     assert [r["stage"] for r in p["funnel"]] == [st["name"] for st in m["config"]["stages"]]
     assert [r["dropped"] for r in p["funnel"]] == [r["dropped"] for r in s["funnel"]]
+
+
+def test_augmentation_run_funnel_counts_generated_documents(tmp_path):
+    """pipelines/augment.yaml creates documents: the funnel adds them where they appear and ends at kept."""
+    import shutil as sh
+
+    if sh.which("apertium") is None:
+        pytest.skip("apertium is not installed (scripts/setup.d/40-apertium.sh)")
+    from r1data.stats.profile import collect_stats
+
+    out = tmp_path / "aug"
+    execute(plan_run(load_spec(ROOT / "pipelines" / "augment.yaml", Overrides(output=str(out)))))
+    m = json.loads((out / "manifest.json").read_text())
+    s = collect_stats(str(out))
+    made = {r["stage"]: r["generated"] for r in s["funnel"] if r["generated"]}
+    assert made == {k: v for k, v in m["counts"]["generated_by_stage"].items() if v} and made
+    assert s["totals"]["generated"] == sum(made.values())
+    assert s["funnel"][-1]["remaining"] == s["totals"]["kept"] == m["counts"]["kept"]
+    assert s["totals"]["read"] + s["totals"]["generated"] == s["totals"]["kept"] + s["totals"]["rejected"]
+    assert s["warnings"] == []
+    assert {r["value"] for r in s["kept"]["by"]["domain"]} >= {"math", "code"}

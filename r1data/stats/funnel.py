@@ -56,34 +56,41 @@ def build_funnel(
     order: list[str],
     stage_types: dict[str, str],
     seconds: dict[str, float],
+    generated_by_stage: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """``rejected_by``: stage, reason, documents, bytes. Returns one row per stage, reasons nested.
 
-    Each row: stage, type (registered name when known), entered, dropped, dropped_bytes, remaining,
+    Each row: stage, type (registered name when known), entered, generated (documents the stage
+    created: augmentation), dropped, dropped_bytes, remaining (= entered + generated - dropped),
     share_of_read, share_of_entered, seconds, in_pipeline, reasons[{reason, documents, bytes,
     share_of_read}]."""
+    generated_by_stage = generated_by_stage or {}
     per_stage: dict[str, list[dict]] = {}
     for row in rejected_by.sort(["documents", "reason"], descending=[True, False]).iter_rows(named=True):
         per_stage.setdefault(row["stage"] or "(unknown stage)", []).append(row)
     extra = sorted((s for s in per_stage if s not in order), key=lambda s: -sum(r["documents"] for r in per_stage[s]))
+    extra += [s for s in generated_by_stage if s not in order and s not in extra]
     rows = []
     remaining = read
     for stage in list(order) + extra:
         reasons = per_stage.get(stage, [])
         dropped = sum(int(r["documents"]) for r in reasons)
+        made = int(generated_by_stage.get(stage, 0))
         entered = remaining
-        remaining = entered - dropped
+        remaining = entered + made - dropped
         rows.append(
             {
                 "stage": stage,
                 "type": stage_types.get(stage),
                 "in_pipeline": stage in order,
                 "entered": entered,
+                "generated": made,
                 "dropped": dropped,
                 "dropped_bytes": sum(int(r["bytes"] or 0) for r in reasons),
                 "remaining": remaining,
                 "share_of_read": dropped / read if read else None,
-                "share_of_entered": dropped / entered if entered > 0 else None,
+                # a stage that generates may drop some of its own new documents: they count as entering it
+                "share_of_entered": dropped / (entered + made) if entered + made > 0 else None,
                 "seconds": round(seconds[stage], 3) if stage in seconds else None,
                 "reasons": [
                     {

@@ -139,25 +139,33 @@ def funnel_table(s: dict, reasons: bool = True) -> Table | None:
     if not s["funnel"] and not s["rejected"]:
         return None
     t = Table(title="filter funnel (pipeline order)", title_justify="left")
-    for name, just in (("stage / reason", "left"), ("entered", "right"), ("dropped", "right"), ("% of entered", "right"),
-                       ("% of read", "right"), ("remaining", "right"), ("dropped bytes", "right"), ("time", "right")):
-        t.add_column(name, justify=just)
+    gen = bool(s["totals"].get("generated"))  # augmentation: a column for the documents stages created
+    names = ["stage / reason", "entered"] + (["generated"] if gen else []) + [
+        "dropped", "% of entered", "% of read", "remaining", "dropped bytes", "time"]
+    for name in names:
+        t.add_column(name, justify="left" if name == "stage / reason" else "right")
+
+    def row(*cells, generated="", style=None):
+        cells = list(cells)
+        if gen:
+            cells.insert(2, generated)
+        t.add_row(*cells, style=style)
+
     read = s["totals"]["read"]
-    t.add_row("read", "", "", "", "", f"{read:,}", "", "", style="bold")
-    if s["totals"].get("generated"):  # augmentation adds documents: the funnel starts from read + generated
-        t.add_row("+ generated", "", "", "", "", f"{read + s['totals']['generated']:,}", "", "", style="bold")
+    row("read", "", "", "", "", f"{read:,}", "", "", style="bold")
     for st in s["funnel"]:
         label = st["stage"] + ("" if st["in_pipeline"] else " (not in manifest)")
-        style = None if st["dropped"] else "dim"
-        t.add_row(
+        made = st.get("generated") or 0
+        row(
             label, f"{st['entered']:,}", f"{st['dropped']:,}", pct(st["share_of_entered"]), pct(st["share_of_read"]),
-            f"{st['remaining']:,}", human_bytes(st["dropped_bytes"]) if st["dropped"] else "", seconds(st["seconds"]), style=style,
+            f"{st['remaining']:,}", human_bytes(st["dropped_bytes"]) if st["dropped"] else "", seconds(st["seconds"]),
+            generated=f"+{made:,}" if made else "", style=None if (st["dropped"] or made) else "dim",
         )
         if reasons:
             for r in st["reasons"]:
-                t.add_row(Text(f"  └ {r['reason']}", style="dim"), "", f"{r['documents']:,}", "", pct(r["share_of_read"]), "",
-                          human_bytes(r["bytes"]), "")
-    t.add_row("kept", "", "", "", pct(s["totals"]["keep_rate"]), f"{s['totals']['kept']:,}", "", "", style="bold green")
+                row(Text(f"  └ {r['reason']}", style="dim"), "", f"{r['documents']:,}", "", pct(r["share_of_read"]), "",
+                    human_bytes(r["bytes"]), "")
+    row("kept", "", "", "", pct(s["totals"]["keep_rate"]), f"{s['totals']['kept']:,}", "", "", style="bold green")
     return t
 
 

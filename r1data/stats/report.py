@@ -77,8 +77,7 @@ def plot_funnel(series: list[tuple[str, dict]]) -> str | None:
     h = 0.8 / len(series)
     for i, (name, s) in enumerate(series):
         by = {r["stage"]: r for r in s["funnel"]}
-        start = s["totals"]["read"] + (s["totals"].get("generated") or 0)
-        vals, remaining = [start], start
+        vals, remaining = [s["totals"]["read"]], s["totals"]["read"]
         for st in stages:
             remaining = by[st]["remaining"] if st in by else remaining
             vals.append(remaining)
@@ -86,7 +85,8 @@ def plot_funnel(series: list[tuple[str, dict]]) -> str | None:
         ax.barh(ys, vals, height=h, color=COLORS[i % len(COLORS)], label=name)
         for y, v, st in zip(ys, vals, ["read", *stages]):
             dropped = by[st]["dropped"] if st in by else 0
-            note = f"{v:,}" + (f"  (−{dropped:,})" if dropped else "")
+            made = (by[st].get("generated") or 0) if st in by else 0
+            note = f"{v:,}" + (f"  (+{made:,})" if made else "") + (f"  (−{dropped:,})" if dropped else "")
             ax.text(v, y, " " + note, va="center", fontsize=7.5)
     ax.set_yticks([j + h * (len(series) - 1) / 2 for j in range(len(labels))], labels)
     ax.invert_yaxis()
@@ -188,21 +188,25 @@ def _table(headers: list[str], rows: list[list[Any]], row_classes: list[str] | N
 
 
 def _funnel_html(s: dict) -> str:
-    rows, classes = [["read", "", "", "", "", f"{s['totals']['read']:,}", "", ""]], [""]
-    if s["totals"].get("generated"):
-        rows.append(["+ generated", "", "", "", "", f"{s['totals']['read'] + s['totals']['generated']:,}", "", ""])
-        classes.append("")
+    gen = bool(s["totals"].get("generated"))
+
+    def cells(first, entered, generated, *rest):
+        return [first, entered, *([generated] if gen else []), *rest]
+
+    rows, classes = [cells("read", "", "", "", "", "", f"{s['totals']['read']:,}", "", "")], [""]
     for st in s["funnel"]:
-        rows.append([st["stage"], f"{st['entered']:,}", f"{st['dropped']:,}", pct(st["share_of_entered"]), pct(st["share_of_read"]),
-                     f"{st['remaining']:,}", human_bytes(st["dropped_bytes"]) if st["dropped"] else "",
-                     "" if st["seconds"] is None else f"{st['seconds']:.2f} s"])
+        made = st.get("generated") or 0
+        rows.append(cells(st["stage"], f"{st['entered']:,}", f"+{made:,}" if made else "", f"{st['dropped']:,}", pct(st["share_of_entered"]),
+                          pct(st["share_of_read"]), f"{st['remaining']:,}", human_bytes(st["dropped_bytes"]) if st["dropped"] else "",
+                          "" if st["seconds"] is None else f"{st['seconds']:.2f} s"))
         classes.append("")
         for r in st["reasons"]:
-            rows.append([r["reason"], "", f"{r['documents']:,}", "", pct(r["share_of_read"]), "", human_bytes(r["bytes"]), ""])
+            rows.append(cells(r["reason"], "", "", f"{r['documents']:,}", "", pct(r["share_of_read"]), "", human_bytes(r["bytes"]), ""))
             classes.append("reason")
-    rows.append(["kept", "", "", "", pct(s["totals"]["keep_rate"]), f"{s['totals']['kept']:,}", "", ""])
+    rows.append(cells("kept", "", "", "", "", pct(s["totals"]["keep_rate"]), f"{s['totals']['kept']:,}", "", ""))
     classes.append("")
-    return _table(["stage / reason", "entered", "dropped", "% of entered", "% of read", "remaining", "dropped bytes", "time"], rows, classes)
+    headers = cells("stage / reason", "entered", "generated", "dropped", "% of entered", "% of read", "remaining", "dropped bytes", "time")
+    return _table(headers, rows, classes)
 
 
 def _dist_html(part: dict) -> str:
