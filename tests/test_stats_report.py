@@ -120,3 +120,13 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
         capture_output=True, timeout=120,
     )
     assert png.is_file() and png.stat().st_size > 20_000, proc.stderr[-500:]
+
+
+def test_config_changes_are_not_repeated():
+    from r1data.stats.compare import config_changes
+
+    a = {"config": {"stages": [{"stage": "quality_filter", "name": "q", "threshold": 0.6}], "knobs": {"filter_threshold": 0.6}},
+         "knobs": {"filter_threshold": 0.6, "applied_to": {"filter_threshold": ["q"]}}}
+    b = {"config": {"stages": [{"stage": "quality_filter", "name": "q", "threshold": 0.7}], "knobs": {"filter_threshold": 0.7}},
+         "knobs": {"filter_threshold": 0.7, "applied_to": {"filter_threshold": ["q"]}}}
+    assert config_changes(a, b) == [{"key": "stages.q.threshold", "a": 0.6, "b": 0.7}, {"key": "knobs.filter_threshold", "a": 0.6, "b": 0.7}]

@@ -19,7 +19,7 @@ from r1data.stats.render import human_bytes, human_count, num, pct
 from r1data.stats.sources import resolve_target
 
 COMPARE_SCHEMA_VERSION = 1
-TOTALS = ("read", "kept", "rejected", "keep_rate", "kept_bytes", "kept_tokens", "rejected_bytes")
+TOTALS = ("read", "generated", "kept", "rejected", "keep_rate", "kept_bytes", "kept_tokens", "rejected_bytes")
 IGNORED_CONFIG_KEYS = ("output.path",)  # always differs between two runs; not a change of recipe
 
 
@@ -42,11 +42,12 @@ def config_changes(a: dict | None, b: dict | None) -> list[dict[str, Any]]:
         return []
     fa = _flatten({"config": a.get("config") or {}, "knobs": {k: v for k, v in (a.get("knobs") or {}).items() if k != "applied_to"}})
     fb = _flatten({"config": b.get("config") or {}, "knobs": {k: v for k, v in (b.get("knobs") or {}).items() if k != "applied_to"}})
-    out = []
+    out, seen = [], set()
     for key in list(dict.fromkeys([*fa, *fb])):
         short = key.removeprefix("config.")
-        if short in IGNORED_CONFIG_KEYS:
+        if short in IGNORED_CONFIG_KEYS or short in seen:  # the resolved config may repeat the knobs
             continue
+        seen.add(short)
         va, vb = fa.get(key, "(absent)"), fb.get(key, "(absent)")
         if va != vb:
             out.append({"key": short, "a": va, "b": vb})
