@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from datatrove.data import Document, DocumentsPipeline
 from pydantic import Field
 
@@ -63,20 +65,32 @@ class HtmlExtract(TaggerStage):
     def tag(self, doc: Document) -> str | None:
         if doc.metadata.pop("_extracted", False):  # WET records and plain text: nothing to extract
             return None
-        try:
-            text = self._sandbox.process_document(doc.text, self._extractor.extract)
-        except TimeoutError:
-            return "extraction_timeout"
-        except EOFError:
-            return "extraction_crashed"
-        except Exception as e:  # trafilatura/lxml errors on malformed markup, or a sandbox that failed to start
-            doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+        for attempt in range(3):
             try:
-                self._sandbox._cleanup_process()  # the next document gets a fresh sandbox process
-            except Exception:
-                self._sandbox.process = None
-            return "extraction_error"
+                text = self._sandbox.process_document(doc.text, self._extractor.extract)
+                break
+            except TimeoutError:
+                return "extraction_timeout"
+            except EOFError:
+                return "extraction_crashed"
+            except (OSError, AttributeError, AssertionError) as e:
+                # the sandbox process could not start (fork refused on a busy machine, ...): this says
+                # nothing about the document, so reset the sandbox and try again before giving up
+                self._reset_sandbox()
+                if attempt == 2:
+                    doc.metadata["extraction_error"] = f"sandbox: {type(e).__name__}: {e}"[:300]
+                    return "extraction_error"
+                time.sleep(1 + attempt)
+            except Exception as e:  # trafilatura/lxml errors on malformed markup, raised in the sandbox
+                doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+                return "extraction_error"
         if not text or len(text.strip()) < self.config.min_chars:
             return "extraction_empty"
         doc.text = text
         return None
+
+    def _reset_sandbox(self) -> None:
+        try:
+            self._sandbox._cleanup_process()
+        except Exception:  # a Process that never started has nothing to terminate
+            self._sandbox.process = None
