@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "r1data_cli.commands.stages",
     "r1data_cli.commands.status",
     "r1data_cli.commands.models",
+    "r1data_cli.commands.tokenize",
+    "r1data_cli.commands.train",
 ]
 
 app = typer.Typer(
