@@ -95,7 +95,7 @@ class ModelConfig:
             _need(self.vocab_size >= 2, "vocab_size", f"must be >= 2, got {self.vocab_size}")
         for name in ("dim", "n_layers", "n_heads", "ffn_hidden"):
             _need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        _need(self.dim % self.n_heads == 0, "n_heads", f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
+        _need(self.dim % self.n_heads == 0, "dim", f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
         _need((self.dim // self.n_heads) % 2 == 0, "n_heads",
               f"head dimension dim/n_heads = {self.dim // self.n_heads} must be even for RoPE")
         kv = self.kv_heads

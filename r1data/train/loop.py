@@ -253,6 +253,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     t_start = time.perf_counter()
     t_log, tokens_at_log = time.perf_counter(), tokens_seen
     model.train()
+    # Test hook: seconds to sleep after each step, so a test can SIGKILL a run between two given steps.
+    step_delay = float(os.environ.get("R1DATA_TRAIN_STEP_DELAY", "0") or 0)
     with _Stop() as stop:
         while step < cfg.train.steps:
             loss_sum = torch.zeros((), device=device)
@@ -321,6 +323,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                         f"({ev['eval_tokens']:,} tokens)")
                 t_log = time.perf_counter()  # evaluation time is not training throughput
 
+            if step_delay:
+                time.sleep(step_delay)
             stop_now = stop.requested
             if dd.enabled:
                 flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
