@@ -194,6 +194,7 @@ class LoopConfig:
     eval_batches: int = 4  # micro-batches per evaluation
     checkpoint_every: int = 50  # steps between checkpoints (0 = only at the end)
     keep_checkpoints: int = 2  # newest checkpoints to keep
+    checkpoints: bool = True  # false: never write checkpoints (benchmarks); the run cannot be resumed
     threads: Optional[int] = None  # torch CPU threads; None = torch's default
 
     def __post_init__(self):

@@ -207,7 +207,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     if start_ckpt is not None:
         state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
                                      rank=dd.rank, map_location=device)
-        scheduler.lr_lambdas = [schedule]  # the current config's schedule (train.steps may have been raised)
+        scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)  # the current config's schedule (train.steps may have been raised)
         if state.get("model_hash") != _section_hash(cfg, "model"):
             raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
         stream.load_state_dict(state["data"])
@@ -330,7 +330,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop_now = bool(flag.item())
-            if (cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0) or step == cfg.train.steps or stop_now:
+            if cfg.train.checkpoints and ((cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0)
+                                          or step == cfg.train.steps or stop_now):
                 save(step)
                 t_log = time.perf_counter()
             if stop_now:

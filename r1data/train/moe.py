@@ -106,7 +106,8 @@ class Router(nn.Module):
 
     def forward(self, x: torch.Tensor):
         """x (T, D) -> expert ids (T, k) int64, gate weights (T, k) fp32, logits (T, E) fp32, scores (T, E)."""
-        logits = F.linear(x.float(), self.gate.weight.float())
+        with torch.autocast(x.device.type, enabled=False):  # float32 routing: bf16 logits flip top-k choices
+            logits = F.linear(x.float(), self.gate.weight.float())
         scores = torch.softmax(logits, dim=-1) if self.cfg.score_func == "softmax" else torch.sigmoid(logits)
         choice = scores + self.expert_bias if self.cfg.bias_update_rate > 0 else scores
         _, expert_ids = torch.topk(choice, self.cfg.top_k, dim=-1, sorted=False)
