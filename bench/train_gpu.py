@@ -148,14 +148,76 @@ def layer(device: torch.device, smoke: bool) -> list[dict]:
                 y.backward(g)
 
             res[impl + "_ms"] = timer(step, warmup=3, reps=5 if smoke else 30)
-        # Expert GEMM FLOPs only (fwd + bwd = 3x forward), to show how close grouped gets to the chip's rate.
-        flops = 3 * 2 * T * k * 3 * dim * hidden
-        res["grouped_expert_tflops"] = flops / (res["grouped_ms"] * 1e-3) / 1e12
         res["speedup"] = res["loop_ms"] / res["grouped_ms"]
+        # The expert computation alone (what differs between the two): the same sorted tokens and group
+        # sizes through RoutedExperts.forward_grouped vs forward_loop, forward + backward.
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            ids, _, _, _ = moe.router(x)
+        counts = torch.bincount(ids.flatten(), minlength=E)
+        xs = torch.randn(T * k, dim, device=device, dtype=torch.bfloat16, requires_grad=True)
+        gs = torch.randn(T * k, dim, device=device, dtype=torch.bfloat16)
+        for impl in ("loop", "grouped"):
+            fn = moe.experts.forward_grouped if impl == "grouped" else moe.experts.forward_loop
+
+            def experts_step():
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    y = fn(xs, counts)
+                y.backward(gs)
+
+            res["experts_" + impl + "_ms"] = timer(experts_step, warmup=3, reps=5 if smoke else 30)
+        res["experts_speedup"] = res["experts_loop_ms"] / res["experts_grouped_ms"]
+        flops = 3 * 2 * T * k * 3 * dim * hidden  # expert GEMMs, forward + backward
+        res["grouped_expert_tflops"] = flops / (res["experts_grouped_ms"] * 1e-3) / 1e12
         rows.append(res)
-        log(f"layer [{name}] dim {dim}, expert hidden {hidden}, {T} tokens: loop {res['loop_ms']:.2f} ms, "
-            f"grouped {res['grouped_ms']:.2f} ms -> {res['speedup']:.2f}x (experts at {res['grouped_expert_tflops']:.0f} TFLOP/s)")
-        del moe, x, g
+        log(f"layer [{name}] dim {dim}, expert hidden {hidden}, {T} tokens, groups {counts.tolist()[:8]}...: "
+            f"whole layer loop {res['loop_ms']:.2f} ms vs grouped {res['grouped_ms']:.2f} ms = {res['speedup']:.2f}x; "
+            f"experts only loop {res['experts_loop_ms']:.2f} ms vs grouped {res['experts_grouped_ms']:.2f} ms = "
+            f"{res['experts_speedup']:.2f}x (grouped at {res['grouped_expert_tflops']:.0f} TFLOP/s)")
+        del moe, x, g, xs, gs
+    return rows
+
+
+def blocks(device: torch.device, smoke: bool, profile: bool) -> list[dict]:
+    """One transformer block (attention + FFN), compiled, forward + backward under bf16 autocast: dense vs
+    MoE at equal active size, as in the model. Optionally the MoE block's top GPU kernels (torch.profiler)."""
+    from r1data.train.model import Block, rope_tables
+
+    cfgs = model_configs(smoke)
+    T_seq, B = (64, 2) if smoke else (2048, 8)
+    rows = []
+    timer = time_cuda if device.type == "cuda" else time_cpu
+    for kind in ("dense", "moe"):
+        mcfg = cfgs[kind]
+        torch.manual_seed(0)
+        block = Block(mcfg, 0).to(device)
+        if kind == "moe":
+            block.ffn.impl = "grouped"
+        for p in block.parameters():
+            if p.ndim >= 2:
+                torch.nn.init.normal_(p, std=0.02)
+        cos, sin = (t.to(device) for t in rope_tables(mcfg.head_dim, T_seq, mcfg.rope_theta))
+        x = torch.randn(B, T_seq, mcfg.dim, device=device, requires_grad=True)
+        g = torch.randn(B, T_seq, mcfg.dim, device=device)
+        block.compile()
+
+        def step():
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                y, _ = block(x, cos, sin)
+            y.backward(g)
+
+        ms = timer(step, warmup=3, reps=5 if smoke else 20)
+        rows.append({"kind": kind, "ms": ms})
+        log(f"block [{kind}] compiled fwd+bwd, {B}x{T_seq} tokens: {ms:.2f} ms")
+        if profile and kind == "moe" and device.type == "cuda":
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as prof
+
+            with prof(activities=[ProfilerActivity.CUDA]) as p:
+                for _ in range(3):
+                    step()
+                torch.cuda.synchronize()
+            log(p.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=70))
+        del block, x, g
     return rows
 
 
@@ -197,7 +259,7 @@ def model_configs(smoke: bool) -> dict[str, ModelConfig]:
             "moe": ModelConfig(dim=1280, n_layers=20, n_heads=10, ffn="moe", ffn_hidden=1152, moe=moe)}
 
 
-def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args) -> dict:
+def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compile_: bool | None = None) -> dict:
     from r1data.train.loop import train
     from r1data.train.metrics import read_metrics
 
@@ -206,7 +268,7 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args) -> di
         data=DataConfig(path=str(tokens), seq_len=args.seq, batch_size=args.batch, eval_fraction=0.0),
         optim=OptimConfig(lr=3e-4, warmup_steps=5),
         train=LoopConfig(steps=args.steps, log_every=args.log_every, eval_every=0, checkpoints=False,
-                         compile=not args.no_compile, device="auto"),
+                         compile=(not args.no_compile) if compile_ is None else compile_, device="auto"),
     )
     t0 = time.perf_counter()
     summary = train(cfg, overwrite=True, log=lambda m: log("    " + m))
@@ -229,7 +291,9 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args) -> di
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default="check,layer,dense,moe", help="comma-separated parts: check,layer,dense,moe")
+    p.add_argument("--only", default="check,layer,dense,moe",
+                   help="comma-separated parts: check,layer,blocks,dense,moe,moe-eager-grouped,moe-eager-loop")
+    p.add_argument("--profile", action="store_true", help="with blocks: print the MoE block's top GPU kernels")
     p.add_argument("--smoke", action="store_true", help="tiny shapes that run anywhere in seconds")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--log-every", type=int, default=5)
@@ -253,29 +317,38 @@ def main() -> None:
         results["check"] = check(device, args.smoke)
     if "layer" in parts:
         results["layer"] = layer(device, args.smoke)
+    if "blocks" in parts:
+        results["blocks"] = blocks(device, args.smoke, args.profile)
     models = model_configs(args.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         tokens = None
-        for kind in ("dense", "moe"):
+        for kind in ("dense", "moe", "moe-eager-grouped", "moe-eager-loop"):
             if kind not in parts:
                 continue
             if tokens is None:
                 need = (args.steps + 2) * args.batch * (args.seq + 1) + 100_000
                 tokens = synthetic_tokens(Path(tmp) / "tokens", args.vocab, need)
-            results[kind] = train_run(kind, models[kind], tokens, Path(tmp), args)
+            mcfg = models["dense" if kind == "dense" else "moe"]
+            if kind.startswith("moe-eager"):  # the whole trainer without torch.compile: grouped vs loop experts
+                import dataclasses
+
+                mcfg = dataclasses.replace(mcfg, moe=dataclasses.replace(mcfg.moe, impl=kind.split("-")[-1]))
+            results[kind] = train_run(kind, mcfg, tokens, Path(tmp), args,
+                                      compile_=False if kind.startswith("moe-eager") else None)
             torch._dynamo.reset()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     log("\nsummary")
-    for kind in ("dense", "moe"):
+    for kind in ("dense", "moe", "moe-eager-grouped", "moe-eager-loop"):
         if kind in results:
             r = results[kind]
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-            log(f"  {kind:6s} {r['params_active'] / 1e6:5.0f}M active  {r['tokens_per_s'] / 1e3:8.1f}k tok/s  MFU {mfu}")
+            log(f"  {kind:18s} {r['params_active'] / 1e6:5.0f}M active  {r['tokens_per_s'] / 1e3:8.1f}k tok/s  MFU {mfu}")
     for r in results.get("layer", []):
-        log(f"  layer {r['shape']}: grouped {r['grouped_ms']:.2f} ms vs loop {r['loop_ms']:.2f} ms = {r['speedup']:.2f}x")
+        log(f"  layer {r['shape']}: grouped {r['grouped_ms']:.2f} ms vs loop {r['loop_ms']:.2f} ms = {r['speedup']:.2f}x; "
+            f"experts only {r['experts_grouped_ms']:.2f} vs {r['experts_loop_ms']:.2f} ms = {r['experts_speedup']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,19 @@ def test_existing_run_needs_resume_or_overwrite(golden_run):
     assert train(cfg, resume="auto", log=lambda m: None)["step"] == 30  # already done: nothing to do
 
 
+def test_resume_with_more_steps_follows_the_new_schedule(tokens, tmp_path):
+    from r1data.train.loop import LRSchedule
+
+    cfg = load_train_config(str(write_config(tmp_path / "c.yaml", tokens, tmp_path / "run", steps=6)))
+    train(cfg, log=lambda m: None)
+    longer = load_train_config(str(tmp_path / "c.yaml"), ["train.steps=10"])
+    train(longer, resume="auto", log=lambda m: None)
+    steps, _ = read_metrics(tmp_path / "run")
+    sched = LRSchedule(5, 10, "cosine", 0.1)
+    assert [s["step"] for s in steps] == list(range(1, 11))
+    assert [s["lr"] for s in steps[6:]] == pytest.approx([3e-3 * sched(i) for i in range(6, 10)], rel=1e-12)
+
+
 def _train_cmd(cfg, *extra):
     return [PYTHON, "-m", "r1data.train", str(cfg), *extra]
 

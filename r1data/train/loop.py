@@ -102,6 +102,26 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
                              fused=device.type == "cuda")
 
 
+def _apply_current_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
+    """After loading a checkpoint, let the current config's schedule and hyperparameters govern the rest of the run.
+
+    LambdaLR.load_state_dict copies the saved schedule's attributes (e.g. the old train.steps) into the
+    live schedule object, and the optimizer state carries the saved lr, betas and decay; both are reset
+    here. For an unchanged config this reproduces the saved values bit for bit.
+    """
+    schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
+    n = len(optimizer.param_groups)
+    scheduler.lr_lambdas = [schedule] * n
+    scheduler.base_lrs = [cfg.optim.lr] * n
+    for group, decay in zip(optimizer.param_groups, (cfg.optim.weight_decay, 0.0)):
+        group["initial_lr"] = cfg.optim.lr
+        group["lr"] = cfg.optim.lr * schedule(scheduler.last_epoch)  # LambdaLR's own expression
+        group["betas"] = (cfg.optim.beta1, cfg.optim.beta2)
+        group["eps"] = cfg.optim.eps
+        group["weight_decay"] = decay
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+
 class _Stop:
     """Remembers SIGTERM/SIGUSR1 (Slurm preemption) so the loop can checkpoint and exit cleanly."""
 
@@ -207,7 +227,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     if start_ckpt is not None:
         state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
                                      rank=dd.rank, map_location=device)
-        scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)  # the current config's schedule (train.steps may have been raised)
+        _apply_current_optim_config(optimizer, scheduler, cfg)
         if state.get("model_hash") != _section_hash(cfg, "model"):
             raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
         stream.load_state_dict(state["data"])

@@ -40,6 +40,38 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+class _PermuteRows(torch.autograd.Function):
+    """``x[perm]`` whose gradient is the inverse gather ``g[inv]``: no scatter-add, no atomics, deterministic."""
+
+    @staticmethod
+    def forward(ctx, x, perm, inv):
+        ctx.save_for_backward(inv)
+        return x[perm]
+
+    @staticmethod
+    def backward(ctx, g):
+        (inv,) = ctx.saved_tensors
+        return g[inv], None, None
+
+
+class _GatherPairs(torch.autograd.Function):
+    """Rows of ``x`` (T, D) for the T*k (token, expert) pairs in expert order: ``x[order // k]``.
+
+    The gradient sums each token's k rows after an inverse gather (instead of an index_add with atomics).
+    """
+
+    @staticmethod
+    def forward(ctx, x, order, inverse, k):
+        ctx.save_for_backward(inverse)
+        ctx.k = k
+        return x[order // k]
+
+    @staticmethod
+    def backward(ctx, g):
+        (inverse,) = ctx.saved_tensors
+        return g[inverse].view(-1, ctx.k, g.shape[-1]).sum(dim=1), None, None, None
+
+
 class RoutedExperts(nn.Module):
     """``E`` SwiGLU experts stored as stacked weights: ``w13`` (E, 2H, D) holds gate and up, ``w2`` (E, D, H)."""
 
@@ -139,12 +171,12 @@ class MoE(nn.Module):
         tokens_per_expert = torch.zeros(E, dtype=torch.int64, device=x.device).scatter_add_(
             0, flat, torch.ones_like(flat))
         order = torch.argsort(flat, stable=True)  # pairs grouped by expert, token order kept inside a group
-        x_sorted = x[order // k]  # (T*k, D)
+        inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        # Gather in the compute dtype (half the bytes of the float32 residual stream).
+        x_sorted = _GatherPairs.apply(x.to(_compute_dtype(x)), order, inverse, k)  # (T*k, D)
         y_sorted = self.experts(x_sorted, tokens_per_expert, self.impl)
-        # Undo the sort (a permutation: each row is written once, so the copy and its gradient, a gather,
-        # are deterministic), then weight and sum over the k experts of each token.
-        y = y_sorted.new_empty(y_sorted.shape).index_copy_(0, order, y_sorted).view(T, k, -1)
-        y = torch.einsum("tkd,tk->td", y, weights.to(y.dtype))
+        y = _PermuteRows.apply(y_sorted, inverse, order).view(T, k, -1)  # back to (token, choice) order
+        y = (y * weights.to(y.dtype).unsqueeze(-1)).sum(dim=1)  # (T, D); one fused kernel when compiled
         if self.shared is not None:
             y = y + self.shared(x)
 

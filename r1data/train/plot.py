@@ -63,7 +63,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     mfus = [r.get("mfu") for r in train]
     if any(m is not None for m in mfus):
         ax2 = ax.twinx()
-        ax2.plot(steps, [100 * m if m is not None else float("nan") for m in mfus], color="tab:red", label="MFU %")
+        ax2.plot(steps, [100 * m if m is not None else float("nan") for m in mfus], color="tab:red", ls="--", lw=1,
+                 label="MFU %")
         ax2.set_ylabel("MFU (% of bf16 peak)")
         ax2.legend(loc="lower right")
     ax.set_title(f"{name}: throughput")
