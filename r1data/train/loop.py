@@ -67,9 +67,14 @@ def init_distributed(device_type: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world_size=world)
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)  # one GPU per process, named up front so NCCL need not guess
+            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+        else:
+            dist.init_process_group(backend="gloo")
+    return Dist(rank=dist.get_rank(), local_rank=local_rank, world_size=world)
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
