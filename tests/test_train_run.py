@@ -92,6 +92,17 @@ def test_existing_run_needs_resume_or_overwrite(golden_run):
     assert train(cfg, resume="auto", log=lambda m: None)["step"] == 30  # already done: nothing to do
 
 
+def test_cli_dry_run_and_a_short_run(tokens, tmp_path, cli):
+    cfg = write_config(tmp_path / "c.yaml", tokens, tmp_path / "run", steps=5)
+    r = cli("train", cfg, "--dry-run")
+    assert r.exit_code == 0 and "# model: 0.22M parameters, 0.17M active per token" in r.stdout, r.output
+    assert not (tmp_path / "run").exists()
+    r = cli("train", cfg, "--set", "train.eval_every=5")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("test-tiny: step 5, loss ") and "bits/byte" in r.stdout
+    assert "step 5/5" in r.stderr and (tmp_path / "run" / "checkpoints" / "step-00000005").is_dir()
+
+
 def test_resume_with_more_steps_follows_the_new_schedule(tokens, tmp_path):
     from r1data.train.loop import LRSchedule
 

@@ -262,7 +262,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     if step >= cfg.train.steps:
         say(f"nothing to do: the checkpoint is at step {step} and train.steps is {cfg.train.steps}")
         metrics.close()
-        return {"step": step, "tokens": tokens_seen, "resumed": True}
+        return {"step": step, "tokens": tokens_seen, "resumed": True, "rank": dd.rank}
 
     def save(at_step: int):
         trainer_state = {"tokens": tokens_seen, "data": stream.state_dict(), "config_hash": cfg.config_hash(),
@@ -363,7 +363,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 say(f"stopped by a signal at step {step}; rerun with --resume auto to continue")
                 break
     metrics.close()
-    return {"step": step, "tokens": tokens_seen, "loss": last_loss, "eval": last_eval,
+    return {"step": step, "tokens": tokens_seen, "loss": last_loss, "eval": last_eval, "rank": dd.rank,
             "seconds": time.perf_counter() - t_start, "params": params, "flops_per_token": fpt,
             "stopped": step < cfg.train.steps}
 

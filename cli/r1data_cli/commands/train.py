@@ -57,7 +57,7 @@ def run(
         from r1data.train.loop import train
 
         summary = train(cfg, resume=resume, overwrite=overwrite, log=lambda msg: typer.echo(msg, err=True))
-    if summary.get("loss") is not None:
+    if summary.get("loss") is not None and summary.get("rank", 0) == 0:
         ev = summary.get("eval") or {}
         tail = f", held-out {ev['eval_loss']:.4f} ({ev['eval_bpb']:.3f} bits/byte)" if ev else ""
         typer.echo(f"{cfg.name}: step {summary['step']}, loss {summary['loss']:.4f}{tail}, "
