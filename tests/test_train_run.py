@@ -90,6 +90,9 @@ def test_existing_run_needs_resume_or_overwrite(golden_run):
     with pytest.raises(ConfigError, match="already holds a run; pass --resume auto"):
         train(cfg, log=lambda m: None)
     assert train(cfg, resume="auto", log=lambda m: None)["step"] == 30  # already done: nothing to do
+    other = load_train_config(text=(run / "config.yaml").read_text(), sets=["model.ffn_hidden=32"])
+    with pytest.raises(ConfigError, match="was saved with another model config"):
+        train(other, resume="auto", log=lambda m: None)
 
 
 def test_cli_dry_run_and_a_short_run(tokens, tmp_path, cli):

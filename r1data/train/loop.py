@@ -9,6 +9,7 @@ expert-bias update from the step's expert loads summed over micro-batches and ra
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -230,11 +231,12 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
 
     step, tokens_seen = 0, 0
     if start_ckpt is not None:
+        saved = json.loads((start_ckpt / "trainer.json").read_text())
+        if saved.get("model_hash") != _model_hash(cfg):
+            raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
         state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
                                      rank=dd.rank, map_location=device)
         _apply_current_optim_config(optimizer, scheduler, cfg)
-        if state.get("model_hash") != _section_hash(cfg, "model"):
-            raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
         stream.load_state_dict(state["data"])
         step, tokens_seen = int(state["step"]), int(state["tokens"])
         say(f"resumed from {start_ckpt} at step {step}")
@@ -266,7 +268,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
 
     def save(at_step: int):
         trainer_state = {"tokens": tokens_seen, "data": stream.state_dict(), "config_hash": cfg.config_hash(),
-                         "model_hash": _section_hash(cfg, "model"), "name": cfg.name}
+                         "model_hash": _model_hash(cfg), "name": cfg.name}
         path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler,
                                     trainer_state=trainer_state, rank=dd.rank, world_size=dd.world_size,
                                     barrier=dd.barrier, keep=cfg.train.keep_checkpoints)
@@ -403,11 +405,13 @@ def evaluate(model, cfg: TrainConfig, shards, eval_shards, vocab, device, dd: Di
     return {"eval_loss": mean, "eval_bpb": mean / math.log(2) * tokens_per_byte, "eval_tokens": int(n)}
 
 
-def _section_hash(cfg: TrainConfig, section: str) -> str:
+def _model_hash(cfg: TrainConfig) -> str:
+    """Identifies the architecture a checkpoint holds (the expert kernel choice is not part of it)."""
     import hashlib
-    import json
 
-    return hashlib.sha256(json.dumps(cfg.to_dict()[section], sort_keys=True).encode()).hexdigest()[:16]
+    model = cfg.to_dict()["model"]
+    model["moe"] = {k: v for k, v in model["moe"].items() if k != "impl"}
+    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _format(rec: dict, steps: int) -> str:
