@@ -57,3 +57,14 @@ def r1data_cmd(*args, cwd=ROOT, timeout=600, **kw) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "r1data_cli.app", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw
     )
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread: on a shared 2-core machine OpenMP's spinning threads make small ops ~20x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "r1data_cli.commands.models",
     "r1data_cli.commands.stats",
     "r1data_cli.commands.browse",
+    "r1data_cli.commands.tokenize",
+    "r1data_cli.commands.train",
 ]
 
 app = typer.Typer(

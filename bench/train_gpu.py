@@ -1,0 +1,356 @@
+"""GPU speed of r1data's trainer: tokens/s and MFU of the real training loop, and the MoE layer's
+grouped-GEMM expert compute against a loop over experts.
+
+    PYTHONPATH=. python bench/train_gpu.py                  # everything (one H100: ~6 minutes)
+    PYTHONPATH=. python bench/train_gpu.py --only layer     # check + layer timings only
+    PYTHONPATH=. python bench/train_gpu.py --smoke          # tiny shapes, runs anywhere (CPU too)
+
+Parts:
+  check   grouped_mm vs loop vs a float32 reference on random inputs (outputs and gradients), with
+          random, uneven and empty expert groups.
+  layer   one MoE layer, forward + backward, bf16: torch._grouped_mm vs the loop, eager; median of
+          CUDA-event timings over many repeats. Two shapes: the benchmark model's (8 experts, top-2)
+          and a fine-grained one (64 experts, top-8, DeepSeek-style), where a loop hurts most.
+  dense   the training loop (r1data.train.loop.train: data loader, bf16 autocast, torch.compile,
+          fused AdamW, clipping, metrics) on synthetic token shards, dense model of width 1280.
+  moe     the same for a MoE of equal active size: 8 experts (top-2) + 1 shared expert.
+
+MFU is counted as torchtitan does (6 x active non-embedding parameters + 12 x layers x heads x
+head_dim x seq_len FLOPs per token) against 989 TFLOP/s (H100/H200 SXM dense bf16). Numbers and
+the machine go to bench/NOTES-train-gpu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from r1data.train.config import DataConfig, LoopConfig, ModelConfig, MoEConfig, OptimConfig, TrainConfig  # noqa: E402
+from r1data.train.moe import MoE  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((a.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30))
+
+
+def check(device: torch.device, smoke: bool) -> dict:
+    """grouped vs loop in bf16 (autocast) against the loop in float32, same weights and inputs."""
+    torch.manual_seed(0)
+    dim, hidden, E, k, T = (64, 96, 8, 2, 300) if smoke else (512, 768, 16, 2, 4099)
+    moe = MoE(dim, hidden, MoEConfig(num_experts=E, top_k=k, num_shared_experts=1)).to(device)
+    for p in moe.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    with torch.no_grad():
+        moe.router.expert_bias[: E // 4] = -5.0  # some experts get no tokens: empty groups
+        moe.router.expert_bias[E // 4] = 0.3  # one gets many: uneven groups
+    x = torch.randn(T, dim, device=device)
+    up = torch.randn(T, dim, device=device)
+    out = {}
+    for impl, bf16 in (("loop", False), ("loop", True), ("grouped", True)):
+        if impl == "grouped" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 9:
+            continue
+        moe.impl = impl
+        moe.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_(True)
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else torch.autocast(device.type, enabled=False)
+        with ctx:
+            y, st = moe(xi)
+        y.float().backward(up)
+        out[(impl, bf16)] = (y.float().detach(), xi.grad.detach(), moe.experts.w13.grad.detach().clone(),
+                             moe.experts.w2.grad.detach().clone(), st["tokens_per_expert"].cpu())
+    ref = out[("loop", False)]
+    res = {"groups": ref[4].tolist()}
+    log(f"check: {T} tokens, {E} experts, top-{k}; tokens per expert {ref[4].tolist()}")
+    for key, vals in out.items():
+        if key == ("loop", False):
+            continue
+        errs = [rel_err(a, b) for a, b in zip(vals[:4], ref[:4])]
+        name = f"{key[0]}-{'bf16' if key[1] else 'fp32'}"
+        res[name] = errs
+        ok = all(e < 2e-2 for e in errs) and all(math.isfinite(e) for e in errs)
+        log(f"  {name:13s} rel. error vs fp32 loop: out {errs[0]:.2e}  dx {errs[1]:.2e}  dW13 {errs[2]:.2e}  "
+            f"dW2 {errs[3]:.2e}  {'ok' if ok else 'FAIL'}")
+        if not ok:
+            raise SystemExit(f"check failed for {name}")
+    if ("grouped", True) in out:
+        g, l = out[("grouped", True)], out[("loop", True)]
+        res["grouped_vs_loop_bf16"] = [rel_err(a, b) for a, b in zip(g[:4], l[:4])]
+        log(f"  grouped vs loop, both bf16: {', '.join(f'{e:.2e}' for e in res['grouped_vs_loop_bf16'])}")
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------
+def time_cuda(fn, warmup: int, reps: int) -> float:
+    """Median milliseconds of ``fn`` over ``reps`` runs, each bracketed by CUDA events."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def time_cpu(fn, warmup: int, reps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - t))
+    return statistics.median(times)
+
+
+def layer(device: torch.device, smoke: bool) -> list[dict]:
+    shapes = [("model: 8 experts top-2 + 1 shared", 1280, 1152, 8, 2, 1, 16384),
+              ("fine-grained: 64 experts top-8", 1280, 256, 64, 8, 0, 16384)]
+    if smoke:
+        shapes = [(n, 64, 64, e, k, s, 512) for n, _, _, e, k, s, _ in shapes]
+    rows = []
+    timer = time_cuda if device.type == "cuda" else time_cpu
+    for name, dim, hidden, E, k, shared, T in shapes:
+        torch.manual_seed(0)
+        moe = MoE(dim, hidden, MoEConfig(num_experts=E, top_k=k, num_shared_experts=shared)).to(device)
+        for p in moe.parameters():
+            torch.nn.init.normal_(p, std=0.02)
+        x = torch.randn(T, dim, device=device, requires_grad=True)
+        g = torch.randn(T, dim, device=device, dtype=torch.bfloat16)
+        res = {"shape": name, "dim": dim, "hidden": hidden, "experts": E, "top_k": k, "tokens": T}
+        for impl in ("loop", "grouped"):
+            moe.impl = impl
+
+            def step():
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    y, _ = moe(x)
+                y.backward(g)
+
+            res[impl + "_ms"] = timer(step, warmup=3, reps=5 if smoke else 30)
+        res["speedup"] = res["loop_ms"] / res["grouped_ms"]
+        # The expert computation alone (what differs between the two): the same sorted tokens and group
+        # sizes through RoutedExperts.forward_grouped vs forward_loop, forward + backward.
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            ids, _, _, _ = moe.router(x)
+        counts = torch.bincount(ids.flatten(), minlength=E)
+        xs = torch.randn(T * k, dim, device=device, dtype=torch.bfloat16, requires_grad=True)
+        gs = torch.randn(T * k, dim, device=device, dtype=torch.bfloat16)
+        for impl in ("loop", "grouped"):
+            fn = moe.experts.forward_grouped if impl == "grouped" else moe.experts.forward_loop
+
+            def experts_step():
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    y = fn(xs, counts)
+                y.backward(gs)
+
+            res["experts_" + impl + "_ms"] = timer(experts_step, warmup=3, reps=5 if smoke else 30)
+        res["experts_speedup"] = res["experts_loop_ms"] / res["experts_grouped_ms"]
+        flops = 3 * 2 * T * k * 3 * dim * hidden  # expert GEMMs, forward + backward
+        res["grouped_expert_tflops"] = flops / (res["experts_grouped_ms"] * 1e-3) / 1e12
+        rows.append(res)
+        log(f"layer [{name}] dim {dim}, expert hidden {hidden}, {T} tokens, groups {counts.tolist()[:8]}...: "
+            f"whole layer loop {res['loop_ms']:.2f} ms vs grouped {res['grouped_ms']:.2f} ms = {res['speedup']:.2f}x; "
+            f"experts only loop {res['experts_loop_ms']:.2f} ms vs grouped {res['experts_grouped_ms']:.2f} ms = "
+            f"{res['experts_speedup']:.2f}x (grouped at {res['grouped_expert_tflops']:.0f} TFLOP/s)")
+        del moe, x, g, xs, gs
+    return rows
+
+
+def blocks(device: torch.device, smoke: bool, profile: bool) -> list[dict]:
+    """One transformer block (attention + FFN), compiled, forward + backward under bf16 autocast: dense vs
+    MoE at equal active size, as in the model. Optionally the MoE block's top GPU kernels (torch.profiler)."""
+    from r1data.train.model import Block, rope_tables
+
+    cfgs = model_configs(smoke)
+    T_seq, B = (64, 2) if smoke else (2048, 8)
+    rows = []
+    timer = time_cuda if device.type == "cuda" else time_cpu
+    for kind in ("dense", "moe"):
+        mcfg = cfgs[kind]
+        torch.manual_seed(0)
+        block = Block(mcfg, 0).to(device)
+        if kind == "moe":
+            block.ffn.impl = "grouped"
+        for p in block.parameters():
+            if p.ndim >= 2:
+                torch.nn.init.normal_(p, std=0.02)
+        cos, sin = (t.to(device) for t in rope_tables(mcfg.head_dim, T_seq, mcfg.rope_theta))
+        x = torch.randn(B, T_seq, mcfg.dim, device=device, requires_grad=True)
+        g = torch.randn(B, T_seq, mcfg.dim, device=device)
+        block.compile()
+
+        def step():
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                y, _ = block(x, cos, sin)
+            y.backward(g)
+
+        ms = timer(step, warmup=3, reps=5 if smoke else 20)
+        rows.append({"kind": kind, "ms": ms})
+        log(f"block [{kind}] compiled fwd+bwd, {B}x{T_seq} tokens: {ms:.2f} ms")
+        if profile and kind == "moe" and device.type == "cuda":
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as prof
+
+            with prof(activities=[ProfilerActivity.CUDA]) as p:
+                for _ in range(3):
+                    step()
+                torch.cuda.synchronize()
+            log(p.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=70))
+        del block, x, g
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+def synthetic_tokens(folder: Path, vocab: int, n_tokens: int, seed: int = 0) -> Path:
+    """Random documents (uniform token ids, lengths 500..4000) in the token-shard format, with a manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from r1data.tokenize.encode import TOKEN_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lengths = []
+    while sum(lengths) < n_tokens:
+        lengths.append(int(rng.integers(500, 4000)))
+    values = rng.integers(1, vocab, size=sum(lengths), dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    table = pa.Table.from_arrays([
+        pa.array([f"doc{i}" for i in range(len(lengths))]), pa.array([None] * len(lengths), pa.string()),
+        pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)), pa.array(lengths, pa.int32()),
+        pa.array([4 * n for n in lengths], pa.int64())], schema=TOKEN_SCHEMA)
+    pq.write_table(table, folder / "part-00000.parquet", row_group_size=256)
+    (folder / "manifest.json").write_text(json.dumps({
+        "kind": "r1data.tokens", "tokenizer": {"vocab_size": vocab, "eos_id": 0}, "totals": {"tokens": int(sum(lengths))}}))
+    return folder
+
+
+def model_configs(smoke: bool) -> dict[str, ModelConfig]:
+    if smoke:
+        return {"dense": ModelConfig(dim=64, n_layers=2, n_heads=2, ffn="dense", ffn_hidden=64,
+                                     moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1)),
+                "moe": ModelConfig(dim=64, n_layers=2, n_heads=2, ffn="moe", ffn_hidden=64,
+                                   moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1))}
+    moe = MoEConfig(num_experts=8, top_k=2, num_shared_experts=1)
+    # Width 1280, 20 layers, head_dim 128; dense SwiGLU hidden 3456 = 3 x 1152, so the MoE (top-2 + 1
+    # shared expert of hidden 1152) has the same active parameters. Dense: 526M parameters.
+    return {"dense": ModelConfig(dim=1280, n_layers=20, n_heads=10, ffn="dense", ffn_hidden=1152, moe=moe),
+            "moe": ModelConfig(dim=1280, n_layers=20, n_heads=10, ffn="moe", ffn_hidden=1152, moe=moe)}
+
+
+def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compile_: bool | None = None) -> dict:
+    from r1data.train.loop import train
+    from r1data.train.metrics import read_metrics
+
+    cfg = TrainConfig(
+        name=f"bench-{kind}", out_dir=str(out / kind), model=mcfg,
+        data=DataConfig(path=str(tokens), seq_len=args.seq, batch_size=args.batch, eval_fraction=0.0),
+        optim=OptimConfig(lr=3e-4, warmup_steps=5),
+        train=LoopConfig(steps=args.steps, log_every=args.log_every, eval_every=0, checkpoints=False,
+                         compile=(not args.no_compile) if compile_ is None else compile_, device="auto"),
+    )
+    t0 = time.perf_counter()
+    summary = train(cfg, overwrite=True, log=lambda m: log("    " + m))
+    wall = time.perf_counter() - t0
+    steps, _ = read_metrics(Path(cfg.out_dir))
+    timed = steps[args.skip_windows:] or steps[-1:]  # the first windows include compilation
+    tps = statistics.median(r["tokens_per_s"] for r in timed)
+    mfus = [r["mfu"] for r in timed if r.get("mfu") is not None]
+    res = {"kind": kind, "params_total": summary["params"]["total"], "params_active": summary["params"]["active"],
+           "flops_per_token": summary["flops_per_token"], "tokens_per_s": tps,
+           "mfu": statistics.median(mfus) if mfus else None, "steps": args.steps, "wall_s": wall,
+           "memory_gb": steps[-1].get("memory_gb"), "final_loss": steps[-1]["loss"],
+           "cv_last": steps[-1].get("expert_load_cv")}
+    mfu = f"{100 * res['mfu']:.1f}%" if res["mfu"] is not None else "n/a"
+    log(f"{kind}: {res['params_total'] / 1e6:.0f}M params ({res['params_active'] / 1e6:.0f}M active), "
+        f"{tps / 1e3:.1f}k tokens/s, MFU {mfu} (median of {len(timed)} windows of {args.log_every} steps), "
+        f"peak memory {res['memory_gb'] or 0:.1f} GB, loss {res['final_loss']:.3f}, wall {wall:.0f} s")
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default="check,layer,dense,moe",
+                   help="comma-separated parts: check,layer,blocks,dense,moe,moe-eager-grouped,moe-eager-loop")
+    p.add_argument("--profile", action="store_true", help="with blocks: print the MoE block's top GPU kernels")
+    p.add_argument("--smoke", action="store_true", help="tiny shapes that run anywhere in seconds")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--log-every", type=int, default=5)
+    p.add_argument("--skip-windows", type=int, default=4, help="logged windows to drop (compilation, warmup)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=2048)
+    p.add_argument("--vocab", type=int, default=50304)
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--json", default=None, help="write all results to this file")
+    args = p.parse_args()
+    if args.smoke:
+        args.steps, args.batch, args.seq, args.vocab, args.log_every, args.skip_windows = 6, 2, 64, 512, 2, 1
+    parts = args.only.split(",")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    env = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    if device.type == "cuda":
+        env["capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
+    log(f"torch {env['torch']} on {env['device']} {env.get('capability', '')}")
+    results = {"env": env, "args": vars(args)}
+    if "check" in parts:
+        results["check"] = check(device, args.smoke)
+    if "layer" in parts:
+        results["layer"] = layer(device, args.smoke)
+    if "blocks" in parts:
+        results["blocks"] = blocks(device, args.smoke, args.profile)
+    models = model_configs(args.smoke)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = None
+        for kind in ("dense", "moe", "moe-eager-grouped", "moe-eager-loop"):
+            if kind not in parts:
+                continue
+            if tokens is None:
+                need = (args.steps + 2) * args.batch * (args.seq + 1) + 100_000
+                tokens = synthetic_tokens(Path(tmp) / "tokens", args.vocab, need)
+            mcfg = models["dense" if kind == "dense" else "moe"]
+            if kind.startswith("moe-eager"):  # the whole trainer without torch.compile: grouped vs loop experts
+                import dataclasses
+
+                mcfg = dataclasses.replace(mcfg, moe=dataclasses.replace(mcfg.moe, impl=kind.split("-")[-1]))
+            results[kind] = train_run(kind, mcfg, tokens, Path(tmp), args,
+                                      compile_=False if kind.startswith("moe-eager") else None)
+            torch._dynamo.reset()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    log("\nsummary")
+    for kind in ("dense", "moe", "moe-eager-grouped", "moe-eager-loop"):
+        if kind in results:
+            r = results[kind]
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
+            log(f"  {kind:18s} {r['params_active'] / 1e6:5.0f}M active  {r['tokens_per_s'] / 1e3:8.1f}k tok/s  MFU {mfu}")
+    for r in results.get("layer", []):
+        log(f"  layer {r['shape']}: grouped {r['grouped_ms']:.2f} ms vs loop {r['loop_ms']:.2f} ms = {r['speedup']:.2f}x; "
+            f"experts only {r['experts_grouped_ms']:.2f} vs {r['experts_loop_ms']:.2f} ms = {r['experts_speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
