@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "r1data_cli.commands.browse",
     "r1data_cli.commands.tokenize",
     "r1data_cli.commands.train",
+    "r1data_cli.commands.repro",
 ]
 
 app = typer.Typer(

@@ -21,6 +21,7 @@ BUILTIN_MODULES = [
     "r1data.stages.books",
     "r1data.stages.code",
     "r1data.stages.quality",
+    "r1data.stages.holdout",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}

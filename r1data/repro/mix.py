@@ -1,0 +1,113 @@
+"""Mixing sources by weight, and the held-out evaluation set, as ordinary r1data pipeline runs.
+
+A mixture is a recipe that ``r1data repro`` writes and runs like any other (so it has a manifest,
+a funnel and resume): ``parquet_reader`` over the sources' kept shards -> ``holdout`` (documents
+whose stable key hashes into the held-out share go to ``rejected/`` as ``held_out``) ->
+``domain_tag`` (the domain of a document is its source) -> ``domain_upsample`` with the expected
+copies per source that turn its text bytes into its share of the mixture.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+from datatrove.data import Document
+
+from r1data.repro.spec import MixSpec
+from r1data.repro.steps import digest
+from r1data.stages.holdout import holdout_key, in_holdout
+
+
+def source_bytes(shards: Path, holdout: float, seed: int) -> tuple[int, int]:
+    """UTF-8 text bytes and documents of a source's kept shards that stay in training."""
+    total = docs = 0
+    for f in sorted(shards.glob("*.parquet")):
+        t = pq.read_table(f, columns=["id", "text", "url", "meta"])
+        sizes = pc.binary_length(pc.cast(t["text"], "binary")).to_pylist()
+        for i, u, meta, n in zip(t["id"].to_pylist(), t["url"].to_pylist(), t["meta"].to_pylist(), sizes):
+            md = json.loads(meta) if meta else {}
+            md["url"] = u
+            if not in_holdout(holdout_key(Document(text="", id=i, metadata=md)), holdout, seed):
+                total += n or 0
+                docs += 1
+    return total, docs
+
+
+def mixture_plan(shard_dirs: dict[str, Path], mix: MixSpec) -> dict[str, Any]:
+    """Bytes per source and the expected copies that give each its share of the target size."""
+    have = {name: source_bytes(d, mix.holdout, mix.seed) for name, d in shard_dirs.items()}
+    wsum = sum(mix.weights[n] for n in shard_dirs)
+    total = int(mix.total_mb * 1e6) if mix.total_mb else sum(b for b, _ in have.values())
+    plan = {}
+    for name, (b, n) in have.items():
+        share = mix.weights[name] / wsum
+        copies = (share * total / b) if b else 0.0
+        plan[name] = {"bytes": b, "documents": n, "share": round(share, 6), "expected_copies": round(copies, 6)}
+    return {"target_bytes": total, "sources": plan}
+
+
+def make_mixture(shard_dirs: dict[str, Path], mix: MixSpec, out: Path, *, name: str, recipes_dir: Path, workers: int | None = None):
+    """Write and run the mixture recipe into ``out``; returns (fingerprint, info) for the step."""
+    from r1data.repro.run import _manifest_fingerprint, run_recipe
+
+    plan = mixture_plan(shard_dirs, mix)
+    empty = [n for n, p in plan["sources"].items() if not p["bytes"]]
+    if empty:
+        from r1data.errors import FatalError
+
+        raise FatalError(f"{name}: source(s) {', '.join(empty)} kept no text to mix; check their runs or set their weight to 0")
+    recipe = {
+        "name": name,
+        "description": "written by r1data repro: sources mixed by weight after the held-out set is taken out",
+        "inputs": [str(d.resolve()) for d in shard_dirs.values()],
+        "stages": [
+            {"stage": "parquet_reader", "source": "mix"},
+            {"stage": "holdout", "fraction": mix.holdout, "seed": mix.seed, "key": "auto"},
+            {"stage": "domain_tag", "source_domains": {n: n for n in shard_dirs}, "rules": False},
+            {"stage": "domain_upsample", "weights": {n: p["expected_copies"] for n, p in plan["sources"].items()}, "default": 0.0, "seed": mix.seed},
+        ],
+        "output": {"path": str(out)},
+        "executor": {"type": "local"},
+    }
+    recipes_dir.mkdir(parents=True, exist_ok=True)
+    path = recipes_dir / f"{name}.yaml"
+    path.write_text("# written by r1data repro; do not edit\n" + yaml.safe_dump(recipe, sort_keys=False))
+    _, manifest, _ = run_recipe(path, out, workers=workers)
+    shares = _actual_shares(out / "shards")
+    return _manifest_fingerprint(out), {"plan": plan, "actual": shares, "recipe": str(path), "counts": manifest["counts"]}
+
+
+def _actual_shares(shards: Path) -> dict[str, Any]:
+    import polars as pl
+
+    df = (
+        pl.scan_parquet(str(shards / "*.parquet"))
+        .group_by("source")
+        .agg(pl.len().alias("documents"), pl.col("text").str.len_bytes().sum().alias("bytes"))
+        .collect()
+    )
+    total = df["bytes"].sum() or 1
+    return {r["source"]: {"documents": r["documents"], "bytes": r["bytes"], "share": round(r["bytes"] / total, 4)} for r in df.to_dicts()}
+
+
+def extract_heldout(mix_out: Path, out: Path):
+    """The held-out clean documents of a mixture (original documents only, no augmented variant)."""
+    import polars as pl
+
+    from r1data.io.schema import shard_schema
+
+    rej = pl.scan_parquet(str(mix_out / "rejected" / "*.parquet")).filter(pl.col("reason") == "held_out")
+    df = rej.collect()
+    generated = df["meta"].str.contains('"augmented_from"', literal=True).fill_null(False)
+    df = df.filter(~generated)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    keep = [c for c in df.columns if c not in ("stage", "reason", "duplicate_of")]
+    path = out / "shards" / "part-00000.parquet"
+    df.select(keep).write_parquet(path, compression="zstd")
+    info = {"documents": df.height, "by_source": dict(zip(*df.group_by("source").len().sort("source").to_dict(as_series=False).values())), "schema": shard_schema({}).names}
+    return digest({"rows": df.height, "ids": sorted(df["id"].to_list())}), info
