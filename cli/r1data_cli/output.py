@@ -18,7 +18,8 @@ def run_app(app) -> int:
     """Run the app; errors r1data raises are printed as one line each (see ``user_errors``)."""
     try:
         with user_errors():
-            app(standalone_mode=False)
+            rc = app(standalone_mode=False)  # click returns the code of a typer.Exit in this mode
+        return rc if isinstance(rc, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -34,7 +35,6 @@ def run_app(app) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
 
 
 def stdout_is_tty() -> bool:

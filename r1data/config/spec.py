@@ -342,18 +342,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def _pydantic_problems(src: YamlSource, base: tuple, err: ValidationError, fields) -> list[str]:
     out = []
     for e in err.errors():
-        loc = tuple(e["loc"])
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
         path = base + loc
         if e["type"] == "extra_forbidden":
             key = str(loc[-1])
-            out.append(f"{where(src, path)}: unknown parameter{suggest(key, fields)}")
+            msg = f"{where(src, path)}: unknown parameter{suggest(key, fields)}"
         elif e["type"] == "missing":
-            out.append(f"{where(src, path)}: required parameter is missing")
+            msg = f"{where(src, path)}: required parameter is missing"
         else:
             got = e.get("input")
             got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            out.append(f"{where(src, path)}: {e['msg'].lower()}{got_s}")
-    return out
+            msg = f"{where(src, path)}: {e['msg'].lower()}{got_s}"
+        out.append((src.line_of(path) or 0, msg))
+    return [m for _, m in sorted(out, key=lambda x: x[0])]
 
 
 def expand_vars(text: str, name: str = "") -> str:
@@ -473,7 +474,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             problems.append(f"{where(src, p + ('name',))}: stage name must be letters, digits, '_', '.', '-'")
             label = sname
         if label in labels:
-            problems.append(f"{where(src, p + ('name',))}: stage name {label!r} is used twice (also stages[{labels[label]}]); give one a different name:")
+            problems.append(f"{where(src, p + ('name',))}: stage name {label!r} is used twice (also stages[{labels[label]}]); give one a different `name:`")
         labels[label] = i
         if i == 0 and not issubclass(cls, ReaderStage):
             problems.append(f"{where(src, p + ('stage',))}: the first stage must be a reader (e.g. warc_reader, jsonl_reader), got {sname}")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -132,8 +133,11 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
         if not todo:
             return []
         if min(self.workers, len(todo)) == 1:
-            # one worker: run in this process, as datatrove does, and spare the pool start-up
+            # one worker: run in this process, as datatrove does, and spare the pool start-up;
+            # each task gets a fresh copy of the pipeline (steps keep per-task state)
+            pristine = self.pipeline
             for r in todo:
+                self.pipeline = copy.deepcopy(pristine)
                 try:
                     self._run_for_rank(r)
                     done += 1
@@ -143,12 +147,14 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
                     self.failures[r] = f"{type(e).__name__}: {e}"
                 finally:
                     console_logging(self.console_level)
+            self.pipeline = pristine
             return sorted(self.failures)
         attempts = {r: 0 for r in todo}
         queue = list(todo)
         ctx = multiprocessing.get_context("forkserver")
         while queue:
             pending = {}
+            submitted = list(queue)
             try:
                 with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=ctx) as pool:
                     for r in queue:
@@ -169,7 +175,7 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
                             except Exception as e:
                                 self.failures[r] = f"{type(e).__name__}: {e}"
             except BrokenProcessPool:
-                lost = [r for r in pending.values() if not self.is_rank_completed(r)]
+                lost = [r for r in submitted if r not in self.failures and not self.is_rank_completed(r)]
                 for r in lost:
                     if attempts[r] <= self.retries:
                         logger.warning(f"a worker died (killed or out of memory) while running task {r}; retrying it")

@@ -16,7 +16,9 @@ class HtmlExtractConfig(StageConfig):
         False,
         description="trafilatura's segment deduplication; its cache spans documents, so output then depends on task layout",
     )
-    timeout: float = Field(10.0, gt=0, description="seconds per document before it is dropped as extraction_timeout")
+    timeout: float = Field(
+        60.0, gt=0, description="seconds per document before it is dropped as extraction_timeout (generous: a timeout makes output load-dependent)"
+    )
     min_chars: int = Field(1, ge=1, description="extractions shorter than this are dropped as extraction_empty")
 
 

@@ -134,7 +134,7 @@ def _print_plan(plan) -> None:
     from rich.table import Table
 
     d = plan.describe()
-    con = Console()
+    con = Console(soft_wrap=True)
     con.print(f"[bold]pipeline[/] {d['pipeline']}  ({d['recipe']}, config {d['config_hash'][:12]})")
     con.print(f"[bold]executor[/] {d['executor']}: {d['tasks']} tasks, {d['workers']} workers -> {d['output']}")
     knobs = {k: v for k, v in d["knobs"].items() if k != "applied_to"}
@@ -177,7 +177,7 @@ def _print_summary(result, plan) -> None:
     from rich.table import Table
 
     c = result.counts
-    con = Console()
+    con = Console(soft_wrap=True)
     read = c["read"] or 1
     rate = c["read"] / result.wall_seconds if result.wall_seconds else 0
     con.print(
