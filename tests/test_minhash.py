@@ -150,11 +150,24 @@ def test_band_choice_matches_datasketch(threshold, permutations):
 
 
 def test_band_choice_defaults_and_weights():
-    assert choose_bands(0.8, 112) == (9, 12)
+    assert choose_bands(0.8, 112) == (9, 12)  # the S-curve alone: datasketch's choice
+    # the whole decision (LSH, then verification) balanced: more bands, datatrove's banding
+    assert choose_bands(0.8, 112, verify=True) == (14, 8)
+    assert LshParams.for_threshold(0.8, 112) == LshParams(112, 14, 8, 0.8, True)
+    assert LshParams.for_threshold(0.8, 112, verify=False) == LshParams(112, 9, 12, 0.8, False)
     b, r = choose_bands(0.8, 112, fp_weight=0.1, fn_weight=0.9)  # recall-heavy: lower S-curve
     assert LshParams(112, b, r).candidate_probability(0.8) > LshParams(112, 9, 12).candidate_probability(0.8)
     with pytest.raises(ValueError, match="fit in"):
         LshParams(permutations=112, bands=10, rows=12)
+
+
+def test_verification_probability_is_the_binomial_tail():
+    from scipy.stats import binom
+
+    from r1data.dedup.lsh import verification_probability
+
+    s = np.array([0.5, 0.75, 0.8, 0.85, 0.99])
+    assert np.allclose(verification_probability(s, 0.8, 112), binom.sf(89, 112, s))  # >= 90 of 112 agree
 
 
 # -- buckets and clusters --------------------------------------------------------------------

@@ -73,7 +73,8 @@ class MinhashDedupConfig(BarrierConfig):
     bands: int | None = Field(None, ge=1, description="LSH bands; default: chosen from threshold and permutations (set with rows)")
     rows: int | None = Field(None, ge=1, description="signature values per band; default: chosen with bands")
     weights: tuple[float, float] = Field(
-        (0.5, 0.5), description="(false positive, false negative) weights when bands x rows are chosen from the threshold"
+        (0.5, 0.5),
+        description="(false positive, false negative) weights of the detection curve (LSH, then verification) when bands x rows are chosen",
     )
     seed: int = Field(1, ge=0, description="seed of the permutations; compare only signatures made with the same seed")
     verify: bool = Field(True, description="keep an LSH candidate pair only if its signatures agree on >= threshold of the values")
@@ -103,7 +104,7 @@ class MinhashDedup(BarrierStage):
 - stage: minhash_dedup
   threshold: 0.8     # Jaccard similarity of word 5-gram sets
   ngram: 5
-  permutations: 112  # bands x rows are chosen from the threshold (9 x 12), or set bands/rows
+  permutations: 112  # bands x rows are chosen from the threshold (14 x 8), or set bands/rows
   window: 0          # or --dedup-window W: compare within W consecutive input shards
 """
 
