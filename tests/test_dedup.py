@@ -238,3 +238,66 @@ def test_rerun_on_the_output_removes_nothing_more(reference, tmp_path, corpus):
     plan.workers = 1
     res = execute(plan, overwrite=True)
     assert res.counts["rejected"] == 0 and res.counts["kept"] == len(reference["kept"])
+
+
+# -- the multi form's reduce steps against the in-memory decision (hypothesis) -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _variants(rng: random.Random, n_docs: int) -> list[str]:
+    bases = [" ".join(_words(rng, rng.randint(30, 120))) for _ in range(3)]
+    out = []
+    for _ in range(n_docs):
+        r = rng.random()
+        if r < 0.6:
+            out.append(_near_copy(rng, rng.choice(bases), changes=rng.randint(0, 3)))
+        elif r < 0.7:
+            out.append("")  # no words: never a duplicate
+        else:
+            out.append(" ".join(_words(rng, rng.randint(1, 40))))
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 12), min_size=1, max_size=6),
+    st.integers(0, 4),
+    st.integers(1, 14),
+    st.sampled_from([0.6, 0.8, 0.9]),
+)
+def test_bucket_and_cluster_tasks_decide_like_the_single_form(tmp_path_factory, rng, shard_sizes, window, groups, threshold):
+    from r1data.dedup.windowed import MinhashBuckets, MinhashClusters
+    from r1data.stages.barrier import BarrierContext, make_windows
+    from r1data.io.schema import shard_schema
+    from r1data.io.shards import ShardWriter
+
+    stage = MinhashDedup(MinhashDedupConfig(threshold=threshold, band_groups=groups, window=window))
+    stage._ensure_setup()
+    ctx = BarrierContext(work_dir=str(tmp_path_factory.mktemp("work")), windows=make_windows(len(shard_sizes), window))
+    schema = pa.schema(list(shard_schema({})) + stage.work_schema())
+    tables = []
+    for i, n in enumerate(shard_sizes):
+        # records of a shard that earlier stages dropped leave gaps in record_index
+        records = sorted(rng.sample(range(3 * n + 1), n))
+        docs = [Document(text=t, id=f"{i}-{r}", metadata={"input_index": i, "record_index": r, "source": "t", "input_file": "f"})
+                for t, r in zip(_variants(rng, n), records)]
+        stage.map_batch(docs)
+        w = ShardWriter(ctx.docs_path(i), schema)
+        for d in docs:
+            w.write(d)
+        w.close()
+        tables.append(pq.read_table(ctx.docs_path(i), columns=["id", "input_index", "record_index", "minhash"]))
+    buckets = MinhashBuckets(stage)
+    for rank in range(buckets.tasks(ctx)):
+        buckets.run(ctx, rank, buckets.tasks(ctx))
+    clusters = MinhashClusters(stage, buckets)
+    for k, members in enumerate(ctx.windows):
+        clusters.run(ctx, k, len(ctx.windows))
+        multi = pq.read_table(ctx.decisions_path(k)).to_pylist()
+        single = stage.decide_window(pa.concat_tables([tables[i] for i in members])).to_pylist()
+        assert sorted(multi, key=lambda d: (d["input_index"], d["record_index"])) == sorted(
+            single, key=lambda d: (d["input_index"], d["record_index"])
+        )
