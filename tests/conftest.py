@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# helpers of the cluster tests (cluster_helpers, r1data_test_stages) are imported as top-level
+# modules: Slurm and Ray jobs unpickle test stages by that name
+sys.path.insert(0, str(ROOT / "tests"))
 SHARED = ROOT.parent / "shared" / "data"
 TINY = ROOT / "tests" / "data" / "web-tiny"
 SAMPLE = ROOT / "data" / "sample" / "web"

@@ -66,7 +66,9 @@ def test_every_stage_example_validates(name):
     cls = all_stages()[name]
     example = yaml.safe_load(cls.example)
     assert isinstance(example, list) and example[0]["stage"] == name, f"{name}: example must be a one-stage YAML list"
-    before = [{"stage": "warc_reader"}] + ([{"stage": "language_id"}] if name != "language_id" else [])
+    registry = all_stages()
+    makers = [sorted(n for n, c in registry.items() if col in c.columns)[0] for col in cls.needs]
+    before = [{"stage": "warc_reader"}] + [{"stage": m} for m in dict.fromkeys(makers)]
     stages = example if issubclass(cls, ReaderStage) else before + example
     recipe = {"name": "ex", "inputs": ["tests/data/web-tiny"], "stages": stages}
     spec = build_spec(load_yaml_text(yaml.safe_dump(recipe), file=f"{name}-example.yaml"), {})

@@ -15,6 +15,10 @@ import typer
 COMMAND_MODULES = [
     "r1data_cli.commands.run",
     "r1data_cli.commands.stages",
+    "r1data_cli.commands.status",
+    "r1data_cli.commands.models",
+    "r1data_cli.commands.stats",
+    "r1data_cli.commands.browse",
 ]
 
 app = typer.Typer(

@@ -29,12 +29,24 @@ def run_app(app) -> int:
         typer.echo("interrupted; rerun the same command to resume", err=True)
         return 130
     except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):  # usage errors carry their own formatting
+        if isinstance(e, _click_exceptions()):  # usage errors carry their own formatting
             e.show()
             return e.exit_code
         raise
+
+
+def _click_exceptions() -> tuple[type, ...]:
+    """click's usage-error class, and typer's vendored copy of it (typer >= 0.26 ships ``typer._click``)."""
+    import click
+
+    classes: tuple[type, ...] = (click.ClickException,)
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+
+        classes += (VendoredClickException,)
+    except ImportError:
+        pass
+    return classes
 
 
 def stdout_is_tty() -> bool:

@@ -502,7 +502,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
 
     provided: set[str] = set()
     for s in stages:
-        missing = [c for c in s.cls.needs if c not in provided]
+        missing = [c for c in s.cls.needs_for(s.config) if c not in provided]
         if missing:
             makers = sorted(n for n, c in registry.items() if set(missing) & set(c.columns))
             problems.append(

@@ -16,7 +16,7 @@ from r1data.io.shards import parquet_rows
 from r1data.paths import sha256_file
 
 TRACKED_PACKAGES = (
-    "r1data", "datatrove", "pyarrow", "polars", "trafilatura", "warcio", "fasttext-numpy2-wheel", "kenlm",
+    "r1data", "datatrove", "pyarrow", "polars", "trafilatura", "warcio", "fasttext-numpy2-wheel", "kenlm", "ufal.kenlm",
     "sentencepiece", "datasketch", "spacy", "numpy", "torch", "tokenizers",
 )
 
@@ -44,7 +44,8 @@ def load_task_stats(out_dir: Path) -> list[dict[str, Any]]:
 def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str, Any]:
     """Sum task reports: read/kept/rejected, the funnel in pipeline order, input files and errors."""
     funnel: Counter = Counter()
-    read = kept = rejected = chars = generated = 0
+    generated: Counter = Counter()
+    read = kept = rejected = chars = 0
     files, errors = [], []
     for r in reports:
         origin = r.get("origin", "input")
@@ -58,7 +59,7 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
             kept += r["kept"]
             chars += r.get("kept_chars", 0)
         rejected += r["rejected"]
-        generated += r.get("generated", 0)
+        generated.update(r.get("generated_by_stage", {}))
         for f in r["funnel"]:
             funnel[(f["stage"], f["reason"])] += f["count"]
     order = {s: i for i, s in enumerate(stage_order)}
@@ -68,7 +69,8 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
         by_stage.setdefault(stage, {})[reason] = n
     return {
         "read": read,
-        "generated": generated,
+        "generated": sum(generated.values()),
+        "generated_by_stage": {s: generated[s] for s in sorted(generated, key=lambda s: order.get(s, len(order)))},
         "kept": kept,
         "rejected": rejected,
         "kept_chars": chars,
@@ -116,7 +118,7 @@ def manifest_content(*, plan, counts: dict, wall_seconds: float, started: str) -
         "executor": {"type": spec.executor.type, "tasks": plan.tasks, "workers": plan.workers},
         "inputs": [{"index": f.index, "uri": f.uri, "size": f.size} for f in plan.inputs],
         "input_errors": counts["input_errors"],
-        "counts": {k: counts[k] for k in ("read", "kept", "rejected", "dropped_by_stage")},
+        "counts": {k: counts[k] for k in ("read", "generated", "generated_by_stage", "kept", "rejected", "dropped_by_stage")},
         "outputs": {"shards": describe_outputs(out_dir, "shards"), "rejected": describe_outputs(out_dir, "rejected")},
         "models": plan.models(),
         "versions": package_versions(),

@@ -25,7 +25,7 @@ from r1data.stages.base import InputFile, ReaderStage
 
 MAX_DEFAULT_TASKS = 1024
 STATE_FILE = "run.json"
-OUTPUT_FOLDERS = ("shards", "rejected", "stats", "logs", "completions", "work")
+OUTPUT_FOLDERS = ("shards", "rejected", "stats", "logs", "completions", "work", "failures", "slurm", "slurm_logs", "ray")
 
 
 def load_spec(recipe: str | os.PathLike, overrides: Overrides | None = None) -> PipelineSpec:
@@ -157,7 +157,8 @@ class Plan:
 
 def plan_run(spec: PipelineSpec) -> Plan:
     """Resolve inputs and decide tasks/workers. Raises ``InputError`` for a missing input."""
-    inputs = resolve_inputs(spec.inputs, spec.stages[0].cls.file_patterns)
+    reader = spec.stages[0].cls
+    inputs = resolve_inputs(spec.inputs, reader.file_patterns, exclude_patterns=reader.exclude_patterns, roots=reader.inputs_are_roots)
     tasks = spec.executor.tasks or max(1, min(len(inputs), MAX_DEFAULT_TASKS))
     workers = spec.executor.workers or max(1, min(os.cpu_count() or 1, tasks))
     return Plan(spec=spec, inputs=inputs, tasks=tasks, workers=min(workers, tasks), out_dir=Path(spec.output_path))
@@ -206,17 +207,34 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> int:
     return len([p for p in done.rglob("*") if p.is_file()]) if done.exists() else 0
 
 
-def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> RunResult:
-    """Run (or resume) ``plan`` locally and write ``manifest.json``. Raises ``FatalError`` if a task fails."""
+def execute(
+    plan: Plan,
+    *,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    wait: bool = True,
+    on_event: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run (or resume) ``plan`` and write ``manifest.json``. Raises ``FatalError`` if a task fails.
+
+    ``executor.type`` picks where: here (local), Slurm array jobs (``r1data.run.slurm``; with
+    ``wait=False`` it returns a ``Submitted`` right after ``sbatch``) or a Ray cluster
+    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors."""
+    if plan.spec.executor.type == "slurm":
+        from r1data.run.slurm import run_on_slurm
+
+        return run_on_slurm(plan, overwrite=overwrite, on_progress=on_progress, on_event=on_event, wait=wait)
+    if plan.spec.executor.type == "ray":
+        from r1data.run.ray import run_on_ray
+
+        return run_on_ray(plan, overwrite=overwrite, on_progress=on_progress, on_event=on_event)
     from r1data.run.executor import LocalExecutor, console_logging
-    from r1data.run.manifest import aggregate, load_task_stats, manifest_content, now_iso, write_manifest
+    from r1data.run.manifest import now_iso
 
     started = now_iso()
     t0 = time.perf_counter()
     skipped = prepare_output(plan, overwrite)
     console_logging()
-    if plan.spec.executor.type != "local":
-        raise ConfigError(f"executor {plan.spec.executor.type!r} is not available in this version; use --executor local")
     for phase in plan.phases():
         ex = LocalExecutor(
             phase.pipeline,
@@ -234,12 +252,20 @@ def execute(plan: Plan, *, overwrite: bool = False, on_progress: Callable[[int, 
                 f"{len(failed)} of {phase.tasks} tasks of phase {phase.title} failed; rerun the same command to resume "
                 "the unfinished ones:\n  " + "\n  ".join(lines)
             )
+    return finish_run(plan, started=started, wall_seconds=time.perf_counter() - t0, skipped=skipped)
+
+
+def finish_run(plan: Plan, *, started: str, wall_seconds: float, skipped: int = 0, manifest_extra: dict | None = None) -> RunResult:
+    """After every phase completed: sum the task stats, check the accounting, write ``manifest.json``."""
+    from r1data.run.manifest import aggregate, load_task_stats, manifest_content, write_manifest
+
     counts = aggregate(load_task_stats(plan.out_dir), [s.label for s in plan.spec.stages])
     if counts["read"] + counts.get("generated", 0) != counts["kept"] + counts["rejected"]:
         raise FatalError(
             f"accounting error: read {counts['read']} + generated {counts.get('generated', 0)} != kept {counts['kept']} + "
             f"rejected {counts['rejected']}; this is a bug in r1data, please report it with {plan.out_dir}/stats"
         )
-    wall = time.perf_counter() - t0
-    manifest = write_manifest(plan.out_dir, manifest_content(plan=plan, counts=counts, wall_seconds=wall, started=started))
-    return RunResult(out_dir=plan.out_dir, counts=counts, wall_seconds=wall, manifest=manifest, skipped_tasks=skipped)
+    content = manifest_content(plan=plan, counts=counts, wall_seconds=wall_seconds, started=started)
+    content.update(manifest_extra or {})
+    manifest = write_manifest(plan.out_dir, content)
+    return RunResult(out_dir=plan.out_dir, counts=counts, wall_seconds=wall_seconds, manifest=manifest, skipped_tasks=skipped)

@@ -12,7 +12,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from r1data.io.schema import rejected_schema, shard_schema
 from r1data.io.shards import ShardWriter
-from r1data.stages.base import ReaderStage, rejection
+from r1data.stages.base import GENERATED_KEY, ReaderStage, rejection
 
 
 class TaskSink(PipelineStep):
@@ -62,9 +62,13 @@ class TaskSink(PipelineStep):
         kept_w = self._writer(self.kept_dir, self.kept_name, rank, rejected=False)
         rej_w = self._writer(self.rejected_dir, self.rejected_name, rank, rejected=True)
         funnel: Counter = Counter()
+        generated: Counter = Counter()  # documents added by a stage (augmentation), per stage
         kept = rejected = kept_chars = 0
         try:
             for doc in data or ():
+                g = doc.metadata.get(GENERATED_KEY)
+                if g:
+                    generated[g] += 1
                 r = rejection(doc)
                 if r is None:
                     kept_w.write(doc)
@@ -82,14 +86,19 @@ class TaskSink(PipelineStep):
             kept_w.abort()
             rej_w.abort()
             raise
-        read = self.reader.report["read"] if self.reader is not None else kept + rejected
-        if read != kept_rows + rej_rows:
-            raise RuntimeError(f"task {rank}: read {read} documents but wrote {kept_rows} kept + {rej_rows} rejected")
+        n_generated = sum(generated.values())
+        read = self.reader.report["read"] if self.reader is not None else kept + rejected - n_generated
+        if read + n_generated != kept_rows + rej_rows:
+            raise RuntimeError(
+                f"task {rank}: read {read} + generated {n_generated} documents but wrote {kept_rows} kept + {rej_rows} rejected"
+            )
         self.report = {
             "rank": rank,
             "phase": "",
             "origin": "work" if getattr(self.reader, "name", "") == "work_reader" else "input",
             "read": read,
+            "generated": n_generated,
+            "generated_by_stage": dict(sorted(generated.items())),
             "kept": kept_rows,
             "rejected": rej_rows,
             "kept_chars": kept_chars,

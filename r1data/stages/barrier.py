@@ -42,7 +42,7 @@ from pydantic import Field
 
 from r1data.io.schema import ARROW_TYPES, shard_schema
 from r1data.io.shards import ShardWriter, iter_documents
-from r1data.stages.base import InputFile, ReaderStage, Stage, StageConfig, is_rejected, reject
+from r1data.stages.base import GENERATED_KEY, InputFile, ReaderStage, Stage, StageConfig, is_rejected, reject
 
 # A decision names a document by its position (unique by construction, unlike ids, which a user's
 # inputs may repeat) and says why it goes and which kept document it duplicates.
@@ -293,9 +293,13 @@ class WorkSink(PipelineStep):
         rej = ShardWriter(Path(self.out_dir) / "rejected" / f"{self.phase}-part-{rank:05d}.parquet", rejected_schema(self.stage_columns), rejected=True)
         writers: dict[int, ShardWriter] = {}
         funnel: Counter = Counter()
+        generated: Counter = Counter()
         kept = rejected = 0
         try:
             for doc in data or ():
+                g = doc.metadata.get(GENERATED_KEY)
+                if g:
+                    generated[g] += 1
                 if is_rejected(doc):
                     rej.write(doc)
                     rejected += 1
@@ -320,8 +324,9 @@ class WorkSink(PipelineStep):
             rej.abort()
             raise
         read = self.reader.report["read"]
-        if read != kept + rejected:
-            raise RuntimeError(f"task {rank}: read {read} documents but passed on {kept} + rejected {rejected}")
+        n_generated = sum(generated.values())
+        if read + n_generated != kept + rejected:
+            raise RuntimeError(f"task {rank}: read {read} + generated {n_generated} documents but passed on {kept} + rejected {rejected}")
         self.report = {
             "rank": rank,
             "phase": self.phase,
@@ -329,6 +334,8 @@ class WorkSink(PipelineStep):
             "read": read,
             "kept": kept,
             "rejected": rejected,
+            "generated": n_generated,
+            "generated_by_stage": dict(sorted(generated.items())),
             "funnel": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(funnel.items())],
             "input_files": self.reader.report["files"],
             "input_errors": self.reader.report["errors"],

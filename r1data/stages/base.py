@@ -3,7 +3,9 @@
 A stage never drops a document from the stream. It *marks* it rejected (``reject``) and passes it
 on; later stages skip marked documents and the task's sink routes them to ``rejected/`` with the
 stage and reason. So ``kept + rejected == read`` holds by construction, and the order in which
-documents reach the sink does not depend on which stage dropped them.
+documents reach the sink does not depend on which stage dropped them. A stage that *adds*
+documents (augmentation, upsampling) marks each one with ``GENERATED_KEY`` (its label); the sink
+counts them, and the invariant becomes ``read + generated == kept + rejected``.
 
 Kinds:
 
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from r1data.errors import ShardError
 
 REJECTED_KEY = "_rejected"  # doc.metadata[REJECTED_KEY] = (stage label, reason)
+GENERATED_KEY = "_generated"  # doc.metadata[GENERATED_KEY] = label of the stage that created the document
 
 
 class StageConfig(BaseModel):
@@ -96,6 +99,11 @@ class Stage(PipelineStep):
 
         Runs at validation time, before any work, in the driver process."""
         return []
+
+    @classmethod
+    def needs_for(cls, config: StageConfig) -> tuple[str, ...]:
+        """The columns this configuration needs from earlier stages (default: ``needs``)."""
+        return cls.needs
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records for this stage (config, versions of models it loads, ...)."""
@@ -196,6 +204,12 @@ class ReaderStage(Stage):
     kind: ClassVar[str] = "reader"
     #: when an input is a directory, only files matching one of these globs are read (None: all)
     file_patterns: ClassVar[tuple[str, ...] | None] = None
+    #: when an input is a directory, files whose names match one of these globs are not read
+    #: (licence and source notes kept beside the data: LICENSE*, SOURCE*)
+    exclude_patterns: ClassVar[tuple[str, ...]] = ()
+    #: True: each input is a unit the reader walks itself (a repository: directory or archive);
+    #: directories are passed to ``read_file`` as they are instead of being expanded to files
+    inputs_are_roots: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)
@@ -204,6 +218,9 @@ class ReaderStage(Stage):
         self.groups: list[list[InputFile]] | None = None
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
+        #: extra facts a reader records about an input (uri -> {key: value}); they are merged into
+        #: that input's entry in the task's report (stats/NNNNN.json, ``input_files``)
+        self.file_notes: dict[str, dict[str, Any]] = {}
 
     def read_file(self, file: InputFile) -> Iterable[Document]:
         """Yield the documents of one file; raise ``ShardError`` (or anything) when it is corrupt."""
@@ -239,6 +256,7 @@ class ReaderStage(Stage):
             except Exception as e:  # a corrupt file must never take the rest of the run down
                 error = f"{type(e).__name__}: {e}".strip()
             entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}
+            entry.update(self.file_notes.pop(file.uri, {}))
             if error:
                 from datatrove.utils.logging import logger
 

@@ -48,12 +48,17 @@ class HtmlExtract(TaggerStage):
         from datatrove.pipeline.extractors.base import ExtractorSandbox
 
         self._ensure_setup()
-        with ExtractorSandbox(timeout=self.config.timeout, warmup_text="") as sandbox:
-            self._sandbox = sandbox
+        self._sandbox = ExtractorSandbox(timeout=self.config.timeout, warmup_text="")
+        try:
+            yield from super().run(data, rank, world_size)
+        finally:
+            sandbox, self._sandbox = self._sandbox, None
             try:
-                yield from super().run(data, rank, world_size)
-            finally:
-                self._sandbox = None
+                sandbox.__exit__(None, None, None)
+            except Exception as e:  # every document is already accounted for: a cleanup hiccup must not fail the task
+                from datatrove.utils.logging import logger
+
+                logger.warning(f"html_extract: stopping the extraction sandbox failed: {type(e).__name__}: {e}")
 
     def tag(self, doc: Document) -> str | None:
         if doc.metadata.pop("_extracted", False):  # WET records and plain text: nothing to extract
@@ -64,8 +69,12 @@ class HtmlExtract(TaggerStage):
             return "extraction_timeout"
         except EOFError:
             return "extraction_crashed"
-        except Exception as e:  # trafilatura/lxml errors on malformed markup
+        except Exception as e:  # trafilatura/lxml errors on malformed markup, or a sandbox that failed to start
             doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+            try:
+                self._sandbox._cleanup_process()  # the next document gets a fresh sandbox process
+            except Exception:
+                self._sandbox.process = None
             return "extraction_error"
         if not text or len(text.strip()) < self.config.min_chars:
             return "extraction_empty"

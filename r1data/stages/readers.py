@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from datatrove.data import Document
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from r1data.errors import ShardError
 from r1data.stages.base import InputFile, ReaderStage, StageConfig, reject
@@ -263,14 +263,47 @@ class WarcReader(ReaderStage):
 
 
 # --------------------------------------------------------------------------------------------
-# JSONL / Parquet
+# JSONL / JSON / Parquet / CSV rows, with a field mapping (r1data.sources.rows)
 
 
 class RowReaderConfig(StageConfig):
-    source: str = Field(..., description="value of the `source` column, e.g. math")
-    text_field: str = Field("text", description="field holding the text")
+    source: str = Field(..., description="value of the `source` column, e.g. math (r1data shards keep their own)")
+    text_field: str = Field("text", description="field holding the text (when no template is given)")
+    template: str | list[str] | None = Field(
+        None, description='text built from fields, e.g. "{question}\\n\\n{answer}"; a list: the first whose fields the row has'
+    )
     id_field: str | None = Field("id", description="field holding a stable id; default source:file#row")
-    url_field: str | None = Field(None, description="field holding a URL, if any")
+    url_field: str | None = Field(None, description="field for the `url` column (default: a field named url)")
+    path_field: str | None = Field(None, description="field for the `path` column (default: a field named path)")
+    date_field: str | None = Field(None, description="field for the `date` column (default: a field named date)")
+    meta_fields: list[str] | None = Field(None, description="fields kept in `meta`; null: every field not used above")
+    rename: dict[str, str] = Field({}, description="metadata key renames, e.g. {category: topic}")
+    drop_template_fields: bool = Field(True, description="fields a template used are not repeated in `meta`")
+
+    @field_validator("template")
+    @classmethod
+    def _templates(cls, v):
+        from r1data.sources.rows import template_fields
+
+        if v is None:
+            return v
+        items = [v] if isinstance(v, str) else v
+        if not items:
+            raise ValueError("give a template string or a non-empty list of them")
+        for t in items:
+            if not template_fields(t):
+                raise ValueError(f"template {t!r} names no field; write fields as {{name}}")
+        return v
+
+    def mapping(self):
+        from r1data.sources.rows import RowMapping
+
+        tpl = [self.template] if isinstance(self.template, str) else list(self.template or [])
+        return RowMapping(
+            text_field=self.text_field, templates=tpl, id_field=self.id_field, url_field=self.url_field,
+            path_field=self.path_field, date_field=self.date_field, meta_fields=self.meta_fields,
+            rename=dict(self.rename), drop_template_fields=self.drop_template_fields,
+        )
 
 
 def _row_id(source: str, uri: str, n: int) -> str:
@@ -280,60 +313,80 @@ def _row_id(source: str, uri: str, n: int) -> str:
 class _RowReader(ReaderStage):
     def setup(self) -> None:
         self.source = self.config.source
+        self._mapping = self.config.mapping()
 
-    def _to_doc(self, row: dict, uri: str, n: int) -> Document:
-        c = self.config
-        text = row.pop(c.text_field, None)
-        rid = row.pop(c.id_field, None) if c.id_field else None
-        md = {k: v for k, v in row.items()}
-        if c.url_field:
-            md["url"] = row.get(c.url_field)
-        doc = Document(text=text if isinstance(text, str) else "", id=str(rid) if rid is not None else _row_id(self.source, uri, n), metadata=md)
-        if not isinstance(text, str):
-            reject(doc, self.label, "missing_text_field")
-        elif not text.strip():
-            reject(doc, self.label, "empty_text")
+    def _to_doc(self, row: dict, uri: str, n: int, r1data_row: bool | None = None) -> Document:
+        text, rid, md, problem = self._mapping.apply(row, r1data_row)
+        doc = Document(text=text or "", id=rid if rid is not None else _row_id(self.source, uri, n), metadata=md)
+        if problem:
+            reject(doc, self.label, problem)
         return doc
+
+
+_ROW_EXAMPLE = """\
+- stage: {name}
+  source: math
+  template: "Question: {{question}}\\nAnswer: {{answer}}"   # or text_field: text
+  id_field: null                                         # ids: math:<file>#<row>
+"""
 
 
 @register
 class JsonlReader(_RowReader):
-    """Read JSON Lines (optionally .gz/.bz2/.zst): one document per line."""
+    """Read JSON Lines or JSON arrays (optionally compressed): one document per row, fields mapped to text and meta."""
 
     name = "jsonl_reader"
     Config = RowReaderConfig
-    file_patterns = ("*.jsonl", "*.jsonl.gz", "*.jsonl.bz2", "*.jsonl.zst", "*.json", "*.json.gz", "*.ndjson")
-    example = """\
-- stage: jsonl_reader
-  source: math
-  text_field: text
-"""
+    file_patterns = tuple(f"*{e}{c}" for e in (".jsonl", ".ndjson", ".json") for c in ("", ".gz", ".bz2", ".zst", ".xz"))
+    example = _ROW_EXAMPLE.format(name="jsonl_reader")
 
     def read_file(self, file: InputFile) -> Iterator[Document]:
         try:
             fh = open_text(file.uri)
+            with fh:
+                first = fh.read(1)
+                while first and first.isspace():
+                    first = fh.read(1)
+                if first == "[":  # a JSON array of rows, not JSON Lines
+                    yield from self._array(first + fh.read(), file.uri)
+                    return
+                yield from self._lines(first + fh.readline(), fh, file.uri)
         except OSError as e:
-            raise ShardError(file.uri, f"cannot open: {e}") from None
-        with fh:
-            for n, line in enumerate(fh):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    doc = Document(text=line[:10000], id=_row_id(self.source, file.uri, n), metadata={})
-                    reject(doc, self.label, "invalid_json")
-                    doc.metadata["error"] = f"line {n + 1}: {e.msg}"
-                    yield doc
-                    continue
-                if not isinstance(row, dict):
-                    row = {self.config.text_field: None, "value": row}
-                yield self._to_doc(row, file.uri, n)
+            raise ShardError(file.uri, f"cannot read: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ShardError(file.uri, f"not UTF-8 text (byte {e.start}): convert it or use another reader") from None
+        except EOFError as e:
+            raise ShardError(file.uri, f"truncated file (compressed stream ended early): {e}") from None
+
+    def _lines(self, head: str, fh, uri: str) -> Iterator[Document]:
+        import itertools
+
+        for n, line in enumerate(itertools.chain([head], fh)):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                doc = Document(text=line[:10000], id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {e.msg}"})
+                reject(doc, self.label, "invalid_json")
+                yield doc
+                continue
+            if not isinstance(row, dict):
+                row = {"value": row}
+            yield self._to_doc(row, uri, n)
+
+    def _array(self, data: str, uri: str) -> Iterator[Document]:
+        try:
+            rows = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise ShardError(uri, f"invalid JSON array at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        for n, row in enumerate(rows):
+            yield self._to_doc(row if isinstance(row, dict) else {"value": row}, uri, n)
 
 
 @register
 class ParquetReader(_RowReader):
-    """Read Parquet files row group by row group: one document per row."""
+    """Read Parquet files row group by row group (r1data shards round-trip): one document per row."""
 
     name = "parquet_reader"
     Config = RowReaderConfig
@@ -352,9 +405,101 @@ class ParquetReader(_RowReader):
             pf = pq.ParquetFile(fh)
         except Exception as e:
             raise ShardError(file.uri, f"not a readable Parquet file: {e}") from None
+        meta = pf.schema_arrow.metadata or {}
+        names = set(pf.schema_arrow.names)
+        r1data_shard = b"r1data.schema_version" in meta or {"id", "text", "source", "input_file", "input_index", "record_index"} <= names
+        columns = self._columns(names, r1data_shard)
         n = 0
         with fh:
-            for batch in pf.iter_batches(batch_size=1024):
-                for row in batch.to_pylist():
+            try:
+                for batch in pf.iter_batches(batch_size=1024, columns=columns):
+                    for row in batch.to_pylist():
+                        yield self._to_doc(row, file.uri, n, r1data_shard)
+                        n += 1
+            except Exception as e:  # a corrupt row group: keep what was read
+                raise ShardError(file.uri, f"corrupt Parquet data after row {n}: {e}") from None
+
+    def _columns(self, names: set[str], r1data_shard: bool) -> list[str] | None:
+        """Only the columns the mapping uses, when ``meta_fields`` limits the metadata."""
+        c = self.config
+        if c.meta_fields is None or r1data_shard:
+            return None
+        m = self._mapping
+        want = set(c.meta_fields) | {c.text_field, "url", "path", "date"}
+        want |= {f for fields in m._fields for f in fields}
+        want |= {x for x in (c.id_field, c.url_field, c.path_field, c.date_field) if x}
+        return [n for n in names if n in want]
+
+
+class CsvReaderConfig(RowReaderConfig):
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field separator; default: tab for .tsv/.tab, else comma")
+    quotechar: str = Field('"', min_length=1, max_length=1)
+    header: bool = Field(True, description="the first row names the fields")
+    columns: list[str] | None = Field(None, description="field names when the file has no header row")
+    encoding: str = Field("utf-8-sig", description="text encoding (utf-8-sig also reads UTF-8 with a BOM)")
+
+    @model_validator(mode="after")
+    def _names(self):
+        if not self.header and not self.columns:
+            raise ValueError("a CSV without a header row needs columns: [name, ...]")
+        return self
+
+
+@register
+class CsvReader(_RowReader):
+    """Read CSV/TSV files (optionally compressed): one document per row, fields mapped to text and meta."""
+
+    name = "csv_reader"
+    Config = CsvReaderConfig
+    file_patterns = tuple(f"*{e}{c}" for e in (".csv", ".tsv", ".tab") for c in ("", ".gz", ".bz2", ".zst", ".xz"))
+    example = """\
+- stage: csv_reader
+  source: qa
+  template: "{question}\\n\\n{answer}"
+  delimiter: ","
+"""
+
+    def read_file(self, file: InputFile) -> Iterator[Document]:
+        import csv
+        import sys
+
+        c = self.config
+        plain = file.uri.lower()
+        for suffix in (".gz", ".bz2", ".zst", ".xz"):
+            plain = plain.removesuffix(suffix)
+        delimiter = c.delimiter or ("\t" if plain.endswith((".tsv", ".tab")) else ",")
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        try:
+            fh = open_text(file.uri, encoding=c.encoding)
+        except (OSError, LookupError) as e:
+            raise ShardError(file.uri, f"cannot open: {e}") from None
+        with fh:
+            reader = csv.reader(fh, delimiter=delimiter, quotechar=c.quotechar)
+            try:
+                names = list(c.columns) if c.columns else None
+                if c.header:
+                    first = next(reader, None)
+                    if first is None:
+                        return
+                    names = names or [h.strip() for h in first]
+                n = 0
+                while True:
+                    try:
+                        values = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as e:
+                        doc = Document(text="", id=_row_id(self.source, file.uri, n), metadata={"error": f"line {reader.line_num}: {e}"})
+                        reject(doc, self.label, "invalid_csv")
+                        n += 1
+                        yield doc
+                        continue
+                    if not values:
+                        continue
+                    row = dict(zip(names, values))
+                    if len(values) > len(names):
+                        row["extra_fields"] = values[len(names):]
                     yield self._to_doc(row, file.uri, n)
                     n += 1
+            except UnicodeDecodeError as e:
+                raise ShardError(file.uri, f"not {c.encoding} text (byte {e.start}); set encoding:") from None

@@ -15,6 +15,12 @@ BUILTIN_MODULES = [
     "r1data.stages.langid",
     "r1data.stages.heuristics",
     "r1data.stages.dedup",
+    "r1data.stages.augment",
+    "r1data.stages.domain",
+    "r1data.stages.mathtext",
+    "r1data.stages.books",
+    "r1data.stages.code",
+    "r1data.stages.quality",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}

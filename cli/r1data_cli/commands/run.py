@@ -29,6 +29,47 @@ Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Output di
 Tasks = Annotated[Optional[int], typer.Option("--tasks", min=1, help="Units of work (default: one per input file).", show_default=False)]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Tasks run at once (default: all cores).", show_default=False)]
 
+# Where it runs (an `executor:` block in the recipe sets the same; these flags win).
+_CLUSTER = "Cluster (Slurm / Ray)"
+Executor = Annotated[
+    Optional[str],
+    typer.Option("--executor", help="local (default), slurm (array jobs via sbatch) or ray (a Ray cluster).", show_default=False, rich_help_panel=_CLUSTER),
+]
+Partition = Annotated[Optional[str], typer.Option("--partition", help="Slurm partition.", show_default=False, rich_help_panel=_CLUSTER)]
+TimeLimit = Annotated[Optional[str], typer.Option("--time", help="Slurm time limit per task, e.g. 04:00:00.", show_default=False, rich_help_panel=_CLUSTER)]
+CpusPerTask = Annotated[Optional[int], typer.Option("--cpus-per-task", min=1, help="CPUs per task (Slurm, Ray).", show_default=False, rich_help_panel=_CLUSTER)]
+MemPerCpu = Annotated[
+    Optional[str],
+    typer.Option("--mem-per-cpu", help="Memory per CPU: 4G, 3500M or a number of GB (Slurm, Ray).", show_default=False, rich_help_panel=_CLUSTER),
+]
+Qos = Annotated[Optional[str], typer.Option("--qos", help="Slurm QOS.", show_default=False, rich_help_panel=_CLUSTER)]
+Account = Annotated[Optional[str], typer.Option("--account", help="Slurm account to charge.", show_default=False, rich_help_panel=_CLUSTER)]
+MaxArraySize = Annotated[
+    Optional[int],
+    typer.Option("--max-array-size", min=1, help="Largest array to submit (default: the cluster's MaxArraySize); more tasks make more arrays.", show_default=False, rich_help_panel=_CLUSTER),
+]
+Address = Annotated[
+    Optional[str],
+    typer.Option("--address", help="Ray cluster address (default: $RAY_ADDRESS, else the local `ray start` cluster).", show_default=False, rich_help_panel=_CLUSTER),
+]
+Wait = Annotated[
+    bool,
+    typer.Option("--wait/--no-wait", help="Slurm: wait for the jobs and write the manifest (default), or return after sbatch.", rich_help_panel=_CLUSTER),
+]
+
+
+def _mem_gb(value: str | None) -> float | None:
+    """``4G``, ``3500M``, ``1T`` or a plain number of GB -> GB."""
+    if value is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", value, re.IGNORECASE)
+    if not m or float(m.group(1)) <= 0:
+        raise typer.BadParameter(f"{value!r}: expected a size such as 4G, 3500M or 2.5 (GB)", param_hint="--mem-per-cpu")
+    scale = {"": 1, "K": 1 / 2**20, "M": 1 / 1024, "G": 1, "T": 1024}[m.group(2).upper()]
+    return float(m.group(1)) * scale
+
 
 def _overrides(sets, inputs, output, tasks, workers, filter_threshold, dedup_window, executor=None, executor_options=None):
     from r1data.config.spec import Overrides
@@ -55,22 +96,53 @@ def run(
     output: Output = None,
     tasks: Tasks = None,
     workers: Workers = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved, validated plan and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved, validated plan (and the sbatch scripts) and exit.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory instead of resuming it.")] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    executor: Executor = None,
+    partition: Partition = None,
+    time: TimeLimit = None,
+    cpus_per_task: CpusPerTask = None,
+    mem_per_cpu: MemPerCpu = None,
+    qos: Qos = None,
+    account: Account = None,
+    max_array_size: MaxArraySize = None,
+    address: Address = None,
+    wait: Wait = True,
 ) -> None:
-    """Run a pipeline recipe; rerunning the same command resumes an interrupted run."""
+    """Run a pipeline recipe; rerunning the same command resumes an interrupted run.
+
+    With --executor slurm every phase becomes an array job (chained with afterok) and a rerun submits only the unfinished tasks; `r1data status OUT_DIR` shows where each task is."""
     from r1data.run.pipeline import execute, load_spec, plan_run
 
+    options = {
+        "partition": partition,
+        "time": time,
+        "cpus_per_task": cpus_per_task,
+        "mem_per_cpu_gb": _mem_gb(mem_per_cpu),
+        "qos": qos,
+        "account": account,
+        "max_array_size": max_array_size,
+        "address": address,
+    }
     with user_errors():
-        spec = load_spec(recipe, _overrides(set_, input_, output, tasks, workers, filter_threshold, dedup_window))
+        ov = _overrides(set_, input_, output, tasks, workers, filter_threshold, dedup_window, executor, options)
+        spec = load_spec(recipe, ov)
         plan = plan_run(spec)
+        unused = [f"--{k.replace('_', '-').removesuffix('-gb')}" for k, v in options.items() if v is not None and k != "address"]
+        if spec.executor.type == "local" and unused:
+            typer.echo(f"note: {', '.join(unused)} only apply with --executor slurm (or ray); this run is local", err=True)
         if dry_run:
             _print_plan(plan)
+            if spec.executor.type == "slurm":
+                _print_sbatch_scripts(plan)
             return
         with _Progress(spec.name, enabled=sys.stderr.isatty() and not json_summary) as progress:
-            result = execute(plan, overwrite=overwrite, on_progress=progress.update)
-        if json_summary:
+            notes = (lambda msg: progress.note(f"[{spec.executor.type}] {msg}")) if spec.executor.type != "local" else None
+            result = execute(plan, overwrite=overwrite, on_progress=progress.update, wait=wait, on_event=notes)
+        if not hasattr(result, "counts"):  # --no-wait: submitted, not finished
+            _print_submitted(result, json_summary)
+        elif json_summary:
             typer.echo(json.dumps(_summary_dict(result), indent=2))
         else:
             _print_summary(result, plan)
@@ -123,6 +195,13 @@ class _Progress:
             self._phase = phase
         self._progress.update(self._task, completed=done, total=total)
 
+    def note(self, message: str) -> None:
+        """A line on stderr that does not tear the progress bar."""
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
+        else:
+            typer.echo(message, err=True)
+
     def __exit__(self, *exc):
         if self._progress is not None:
             self._progress.stop()
@@ -157,11 +236,38 @@ def _print_plan(plan) -> None:
     con.print(f"rejected/ adds: {', '.join(d['rejected_extra_columns'])}")
 
 
+def _print_sbatch_scripts(plan) -> None:
+    from r1data.run.slurm import dry_run_scripts
+
+    for head, script in dry_run_scripts(plan):
+        typer.echo("")
+        typer.echo(head)
+        if script:
+            typer.echo(script.rstrip())
+
+
+def _print_submitted(sub, as_json: bool) -> None:
+    out = sub.out_dir
+    if as_json:
+        typer.echo(json.dumps({"output": str(out), "submitted": sub.jobs, "status": f"r1data status {out}"}, indent=2))
+        return
+    if sub.jobs:
+        ids = " ".join(sorted({j["job_id"] for j in sub.jobs}, key=int))
+        typer.echo(f"submitted {len(sub.jobs)} array job(s): {ids}")
+    else:
+        typer.echo("nothing to submit: every task is completed or still queued")
+    typer.echo(f"  progress:  r1data status {out}      (also: squeue --me)")
+    typer.echo(f"  logs:      {out}/slurm_logs/<job id>_<array index>.out, {out}/logs/")
+    typer.echo(f"  when done: r1data status {out} writes {out}/manifest.json (so does rerunning this command)")
+    typer.echo("  on failure: rerun this command; it resubmits only the unfinished tasks")
+
+
 def _summary_dict(result) -> dict:
     c = result.counts
     return {
         "output": str(result.out_dir),
         "read": c["read"],
+        "generated": c.get("generated", 0),
         "kept": c["kept"],
         "rejected": c["rejected"],
         "dropped": c["dropped"],
@@ -180,13 +286,18 @@ def _print_summary(result, plan) -> None:
     con = Console(soft_wrap=True)
     read = c["read"] or 1
     rate = c["read"] / result.wall_seconds if result.wall_seconds else 0
+    gen = c.get("generated", 0)
+    if gen:  # augmentation added documents: percentages are of read + generated
+        by = ", ".join(f"{s} {n:,}" for s, n in c.get("generated_by_stage", {}).items())
+        con.print(f"generated {gen:,} documents ({by})")
+        read = c["read"] + gen or 1
     con.print(
         f"[bold]{plan.spec.name}[/]: read {c['read']:,}, kept {c['kept']:,} ({100 * c['kept'] / read:.1f}%), "
         f"dropped {c['rejected']:,} in {result.wall_seconds:.1f} s ({rate:.1f} docs/s)"
         + (f"; resumed ({result.skipped_tasks} tasks were already done)" if result.skipped_tasks else "")
     )
     if c["dropped"]:
-        table = Table("stage", "reason", "dropped", "% of read", title="dropped documents", title_justify="left")
+        table = Table("stage", "reason", "dropped", "% of read" + (" + generated" if gen else ""), title="dropped documents", title_justify="left")
         for row in c["dropped"]:
             table.add_row(row["stage"], row["reason"], f"{row['count']:,}", f"{100 * row['count'] / read:.1f}")
         con.print(table)
