@@ -243,10 +243,9 @@ class ReaderStage(Stage):
             try:
                 for doc in self.read_file(file):
                     doc.metadata.setdefault("source", self.source)
-                    # positions in *this* run's inputs, even when the input is an earlier run's shards
-                    doc.metadata["input_file"] = file.uri
-                    doc.metadata["input_index"] = file.index
-                    doc.metadata["record_index"] = n
+                    doc.metadata.setdefault("input_file", file.uri)
+                    doc.metadata.setdefault("input_index", file.index)
+                    doc.metadata.setdefault("record_index", n)
                     n += 1
                     self.report["read"] += 1
                     self.stat_update("documents")
