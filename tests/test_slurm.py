@@ -155,8 +155,8 @@ def _wait_status(out: Path, env: dict, until, timeout: float = 240) -> dict:
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_web_recipe_as_slurm_arrays_equals_a_local_run(slurm_env, tmp_path_factory):
-    """Three phases (exact dedup map, decide, final) as arrays chained with afterok; --max-array-size 1
-    splits every 2-task phase into two arrays. Same Parquet as a local run."""
+    """Every phase of the web recipe (exact dedup map/decide, MinHash map/buckets/clusters, final) as arrays
+    chained with afterok; --max-array-size 1 splits every phase into one array per rank. Same Parquet as a local run."""
     ref = local_reference(tmp_path_factory.getbasetemp(), 2)
     out = tmp_path_factory.mktemp("slurm") / "web"
     res = r1data(*web_args(out, 2), "--executor", "slurm", "--max-array-size", "1", "--json", env=slurm_env)
@@ -167,14 +167,17 @@ def test_web_recipe_as_slurm_arrays_equals_a_local_run(slurm_env, tmp_path_facto
     state = _state(out)
     assert state["max_array_size"] == 1
     jobs = state["jobs"]
-    by_phase = {p: [j for j in jobs if j["phase"] == p] for p in (MAP, DECIDE, FINAL)}
-    assert [(j["offset"], j["array"], j["ranks"]) for j in by_phase[MAP]] == [(0, "0", [0]), (1, "0", [1])]
-    assert [(j["offset"], j["ranks"]) for j in by_phase[FINAL]] == [(0, [0]), (1, [1])]
-    map_ids = [j["job_id"] for j in by_phase[MAP]]
-    assert by_phase[MAP][0]["dependency"] is None
-    assert "#SBATCH --kill-on-invalid-dep=yes" in Path(by_phase[FINAL][0]["script"]).read_text()
-    assert by_phase[DECIDE][0]["dependency"] == "afterok:" + ":".join(map_ids)
-    assert by_phase[FINAL][0]["dependency"] == "afterok:" + ":".join(map_ids + [by_phase[DECIDE][0]["job_id"]])
+    order = [p["name"] for p in state["phases"]]
+    assert order[0] == MAP and order[1] == DECIDE and order[-1] == FINAL and any("minhash_dedup" in p for p in order)
+    earlier: list[str] = []
+    for phase in state["phases"]:
+        js = [j for j in jobs if j["phase"] == phase["name"]]
+        assert [(j["offset"], j["array"], j["ranks"]) for j in js] == [(r, "0", [r]) for r in range(phase["tasks"])]
+        for j in js:  # each phase waits for every job of the phases before it
+            assert j["dependency"] == ("afterok:" + ":".join(earlier) if earlier else None)
+        earlier += [j["job_id"] for j in js]
+    final_job = next(j for j in jobs if j["phase"] == FINAL)
+    assert "#SBATCH --kill-on-invalid-dep=yes" in Path(final_job["script"]).read_text()
     for j in jobs:  # Slurm's log of array task %a of job %A
         log = out / "slurm_logs" / f"{j['job_id']}_0.out"
         assert log.is_file() and "r1data.run.slurm" in log.read_text()
@@ -192,8 +195,10 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
     out = tmp_path_factory.mktemp("scancel") / "web"
     run = [*web_args(out, 2), "--executor", "slurm"]
     r1data(*run, "--workers", "1", "--no-wait", env=slurm_env)  # --array=0-1%1: rank 1 waits while rank 0 runs
-    first = _state(out)["jobs"]
-    assert [j["phase"] for j in first] == [MAP, DECIDE, FINAL]
+    state = _state(out)
+    first = state["jobs"]
+    phases = state["phases"]
+    assert [j["phase"] for j in first] == [p["name"] for p in phases]  # one array per phase
     subprocess.run(["scancel", f"{first[0]['job_id']}_1"], env=slurm_env, check=True)
 
     st_ = _wait_status(out, slurm_env, lambda s: s["phases"][0]["running"] + s["phases"][0]["pending"] == 0)
@@ -203,7 +208,8 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
     assert lost["rank"] == 1 and lost["state"] == FAILED and "cancel" in lost["detail"].lower()
     assert lost["job"] == f"{first[0]['job_id']}_1"
     # the later phases can never start (afterok on an array with a cancelled task): Slurm drops them
-    assert _wait_status(out, slurm_env, lambda s: s["phases"][2]["blocked"] == 2)["phases"][1]["blocked"] == 1
+    blocked = _wait_status(out, slurm_env, lambda s: all(p["blocked"] == p["tasks"] for p in s["phases"][1:]))
+    assert [p["blocked"] for p in blocked["phases"][1:]] == [p["tasks"] for p in phases[1:]]
     assert subprocess.run(["squeue", "-h", "-j", ",".join(j["job_id"] for j in first[1:])], env=slurm_env, capture_output=True, text=True).stdout.strip() == ""
 
     done0 = out / "completions" / MAP / "00000"
@@ -211,9 +217,10 @@ def test_scancel_then_rerun_completes_only_the_missing_rank(slurm_env, tmp_path_
     before = (done0.stat().st_mtime_ns, log0.read_text())
     res = r1data(*run, env=slurm_env)  # run again (without the throttle): resubmits what is missing, waits
     assert f"{MAP}: submitted 1 of 2 tasks" in res.stderr
-    assert f"{DECIDE}: submitted 1 of 1 tasks" in res.stderr and "final: submitted 2 of 2 tasks" in res.stderr
+    for p in phases[1:]:
+        assert f"{p['name'] or 'final'}: submitted {p['tasks']} of {p['tasks']} tasks" in res.stderr
     again = _state(out)["jobs"][len(first):]
-    assert [(j["phase"], j["ranks"]) for j in again] == [(MAP, [1]), (DECIDE, [0]), (FINAL, [0, 1])]
+    assert [(j["phase"], j["ranks"]) for j in again] == [(MAP, [1])] + [(p["name"], list(range(p["tasks"]))) for p in phases[1:]]
     assert again[1]["dependency"] == f"afterok:{again[0]['job_id']}"
     assert (done0.stat().st_mtime_ns, log0.read_text()) == before  # rank 0 was not run again
     assert_same_output(out, ref)

@@ -178,12 +178,18 @@ def train_quality(
         with open(train_file, "w", encoding="utf-8") as f:
             for lab, line in train:
                 f.write(f"{lab} {line}\n")
-        try:
-            model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
-        except RuntimeError as e:
-            if "NaN" in str(e):
-                raise ConfigError(f"fastText training diverged (NaN) with --lr {lr}: try a lower learning rate, e.g. --lr {lr / 2:g}") from None
-            raise
+        for attempt in range(3):
+            try:
+                model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
+                break
+            except RuntimeError as e:
+                if "NaN" not in str(e):
+                    raise
+                # small corpora sometimes diverge: halve the rate (twice at most) and say so in the card
+                if attempt == 2:
+                    raise ConfigError(f"fastText training diverged (NaN) down to --lr {params['lr']:g}: try a lower learning rate") from None
+                log(f"fastText training diverged (NaN) with lr {params['lr']:g}; retrying with lr {params['lr'] / 2:g}")
+                params["lr"] = params["lr"] / 2
         if quantize:
             # product quantisation, retrained on the same data: ~100x smaller, AUC within noise
             model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=min(100_000, len(model.words)), thread=threads, verbose=0)
