@@ -203,6 +203,5 @@ def run_repro(
     if reached("report") and not dry_run:
         from r1data.repro.report import write_report
 
-        path = write_report(spec, steps.results, out / "report", preset=preset, recipe_path=recipe_path)
-        log(f"report: {path}")
+        write_report(spec, steps.results, out / "report", preset=preset, recipe_path=recipe_path)
     return steps.results

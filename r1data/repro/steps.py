@@ -22,6 +22,16 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
 
 
+def _version() -> str:
+    """A result made by another r1data release is not reused."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("r1data")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @dataclass
 class StepResult:
     name: str
@@ -54,7 +64,7 @@ class Steps:
 
         ``clean``: empty ``out`` before a run whose key changed (steps that resume by themselves,
         such as pipeline runs, pass False and handle their folder)."""
-        key = digest({"step": name, **params})
+        key = digest({"step": name, "r1data": _version(), **params})
         prev = None if name in self.force else self.done(out, key)
         if prev is not None:
             res = StepResult(name, out, key, prev["fingerprint"], prev["seconds"], True, prev.get("info", {}))
