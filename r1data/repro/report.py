@@ -229,7 +229,11 @@ def write_report(spec: ReproSpec, results: dict[str, StepResult], out: Path, *, 
         parts.append(f"<p>Both models saw {_fmt(ab['tokens'])} training tokens; the held-out set is the same "
                      f"{_fmt((data['heldout'] or {}).get('documents'))} clean documents, encoded with the same tokenizer.</p>")
     parts.append("<h2>Training</h2>" + img("loss") + img("experts"))
-    tr_rows = [[v, t["steps"], t["tokens"], t["params"], t["final_train_loss"], t["final_eval_loss"], t["final_eval_bpb"], t["seconds"]] for v, t in data["training"].items()]
+    def params(p):
+        return f"{p['total'] / 1e6:.2f}M ({p['active'] / 1e6:.2f}M active)" if isinstance(p, dict) and "total" in p else p
+
+    tr_rows = [[v, t["steps"], t["tokens"], params(t["params"]), t["final_train_loss"], t["final_eval_loss"], t["final_eval_bpb"], t["seconds"]]
+               for v, t in data["training"].items()]
     parts.append(_table(["run", "steps", "tokens", "parameters", "final train loss", "held-out loss", "held-out bits/byte", "seconds"], tr_rows))
     parts.append("<h2>Data funnel per source</h2>" + img("funnel"))
     rows = []
