@@ -8,24 +8,9 @@ ROOT=$(pwd)
 VENV=${R1DATA_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 export R1DATA_VENV=$VENV R1DATA_ROOT=$ROOT
-log() { echo "[setup] $*" >&2; }
-
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+# log, apt_install, $SUDO; the scripts in setup.d source the same file
+source scripts/lib.sh
 export SUDO
-
-# System packages every part needs; parts add theirs in scripts/setup.d/.
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq >/dev/null
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
-export -f apt_install log
 apt_install libmagic1 zstd
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -8,20 +8,7 @@ set -euo pipefail
 ROOT=${R1DATA_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 VENV=${R1DATA_VENV:-$ROOT/.venv}
 KENLM_VERSION=0.3.0
-if ! declare -F apt_install >/dev/null; then  # run on its own, outside setup.sh
-  SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-  log() { echo "[setup] $*" >&2; }
-  apt_install() {
-    local missing=()
-    for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-    if [ ${#missing[@]} -gt 0 ]; then
-      log "apt-get install ${missing[*]}"
-      export DEBIAN_FRONTEND=noninteractive
-      $SUDO apt-get update -qq >/dev/null
-      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-  }
-fi
+source "$(dirname "$0")/../lib.sh"  # log, apt_install, $SUDO
 
 installed() {
   # Both print their usage (build_binary exits non-zero doing so); a missing shared library makes

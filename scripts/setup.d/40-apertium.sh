@@ -3,20 +3,7 @@
 # program, never linked) and the WordNet 3.0 database (synonym replacement, read from
 # /usr/share/wordnet). Idempotent: apt_install skips packages that are already installed.
 set -euo pipefail
-if ! declare -F apt_install >/dev/null; then  # run on its own, outside setup.sh
-  SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-  log() { echo "[setup] $*" >&2; }
-  apt_install() {
-    local missing=()
-    for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-    if [ ${#missing[@]} -gt 0 ]; then
-      log "apt-get install ${missing[*]}"
-      export DEBIAN_FRONTEND=noninteractive
-      $SUDO apt-get update -qq >/dev/null
-      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-  }
-fi
+source "$(dirname "$0")/../lib.sh"  # log, apt_install, $SUDO
 apt_install apertium apertium-eng-spa wordnet-base
 # A broken install (modes missing) should fail setup here, not a test an hour later.
 # (Capture first: with pipefail, `apertium -l | grep -q` can fail on SIGPIPE.)

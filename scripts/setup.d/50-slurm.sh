@@ -3,6 +3,7 @@
 # Only installs the packages; `make test` starts a throw-away cluster with scripts/slurm-up.sh and
 # stops it with scripts/slurm-down.sh. Idempotent and quick when everything is installed.
 set -euo pipefail
+source "$(dirname "$0")/../lib.sh"  # log, $SUDO
 PKGS=(slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${PKGS[@]}"; do
