@@ -147,14 +147,14 @@ def train_domain_classifier(
     import os
     import tempfile
 
-    import fasttext
+    from r1data.quality.fasttext_train import train_supervised
 
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         for text, label in samples:
             f.write(f"__label__{label} {' '.join(text.split())}\n")
         train = f.name
     try:
-        model = fasttext.train_supervised(train, epoch=epoch, lr=lr, dim=dim, wordNgrams=2, minCount=1, seed=seed, thread=1, verbose=0)
+        model = train_supervised(input=train, epoch=epoch, lr=lr, dim=dim, wordNgrams=2, minCount=1, seed=seed, thread=1, verbose=0)
     finally:
         os.unlink(train)
     model.save_model(out_path)

@@ -122,8 +122,7 @@ def train_quality(
 
     ``synthetic_negatives`` adds generated junk (``[(kind, count)]``, see ``r1data.quality.synthetic``)
     made from the documents of ``synthetic_from`` (default: the positive files)."""
-    import fasttext
-
+    from r1data.quality.fasttext_train import train_supervised, zeroed_malloc
     from r1data.quality.cards import card_path_for, file_entry, versions, write_card
     from r1data.quality.corpus import Corpus
     from r1data.quality.metrics import binary_report
@@ -180,19 +179,20 @@ def train_quality(
                 f.write(f"{lab} {line}\n")
         for attempt in range(3):
             try:
-                model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
+                model = train_supervised(input=str(train_file), verbose=0, **params)
                 break
             except RuntimeError as e:
                 if "NaN" not in str(e):
                     raise
-                # small corpora sometimes diverge: halve the rate (twice at most) and say so in the card
+                # a genuine divergence (too high a rate for the data): halve it, twice at most, and say so
                 if attempt == 2:
                     raise ConfigError(f"fastText training diverged (NaN) down to --lr {params['lr']:g}: try a lower learning rate") from None
                 log(f"fastText training diverged (NaN) with lr {params['lr']:g}; retrying with lr {params['lr'] / 2:g}")
                 params["lr"] = params["lr"] / 2
         if quantize:
             # product quantisation, retrained on the same data: ~100x smaller, AUC within noise
-            model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=min(100_000, len(model.words)), thread=threads, verbose=0)
+            with zeroed_malloc():
+                model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=min(100_000, len(model.words)), thread=threads, verbose=0)
     model_path = out / f"{name}.{'ftz' if quantize else 'bin'}"
     model.save_model(str(model_path))
     scorer = FastTextScorer(model_path, positive_label, preprocess="oneline")  # test lines are preprocessed already

@@ -32,7 +32,7 @@ def holdout_key(doc: Document, key: str = "auto") -> str:
 
 
 def in_holdout(key: str, fraction: float, seed: int) -> bool:
-    return xxhash.xxh64_intdigest(key, seed=seed) < fraction * 2**64
+    return xxhash.xxh64_intdigest(key.encode("utf-8", "surrogatepass"), seed=seed) < fraction * 2**64
 
 
 class HoldoutConfig(StageConfig):
