@@ -41,6 +41,19 @@ def local_reference(tmp_root: Path, tasks: int) -> Path:
     return _local_runs[tasks]
 
 
+def failing_recipe(tmp_path: Path, input_index: int, executor: str) -> tuple[Path, Path]:
+    """A two-task recipe whose task on input ``input_index`` raises (``test_fail_on_input``), and its output folder.
+
+    The workers unpickle that test stage: put ``TESTS`` on their PYTHONPATH."""
+    out = tmp_path / "failing"
+    recipe = tmp_path / "failing.yaml"
+    recipe.write_text(
+        f"name: failing\ninputs: [{WEB_TINY}]\nstages:\n  - stage: warc_reader\n  - stage: test_fail_on_input\n    input_index: {input_index}\n"
+        f"output: {{path: {out}}}\nexecutor: {executor}\n"
+    )
+    return recipe, out
+
+
 def rows(out: Path, sub: str, columns: list[str]) -> list[tuple]:
     got = []
     for f in sorted((out / sub).glob("*.parquet")):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import TESTS, WEB_TINY, assert_same_output, local_reference, r1data, web_args
+from cluster_helpers import TESTS, assert_same_output, failing_recipe, local_reference, r1data, web_args
 
 pytestmark = pytest.mark.slow
 
@@ -101,12 +101,7 @@ def test_failing_task_on_ray_is_reported_with_its_log(ray_address, tmp_path, mon
     from r1data.errors import FatalError
     from r1data.run.pipeline import execute, load_spec, plan_run
 
-    out = tmp_path / "failing"
-    recipe = tmp_path / "failing.yaml"
-    recipe.write_text(
-        f"name: failing\ninputs: [{WEB_TINY}]\nstages:\n  - stage: warc_reader\n  - stage: test_fail_on_input\n    input_index: 0\n"
-        f"output: {{path: {out}}}\nexecutor: {{type: ray, tasks: 2, address: '{ray_address}'}}\n"
-    )
+    recipe, out = failing_recipe(tmp_path, 0, f"{{type: ray, tasks: 2, address: '{ray_address}'}}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     with registered(), pytest.raises(FatalError) as err:
         execute(plan_run(load_spec(recipe)))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from cluster_helpers import ROOT, TESTS, WEB_TINY, assert_same_output, local_reference, r1data, web_args
+from cluster_helpers import ROOT, TESTS, assert_same_output, failing_recipe, local_reference, r1data, web_args
 
 from r1data.run.slurm import SlurmExecutor, array_spec
 from r1data.run.status import FAILED, snapshot
@@ -234,12 +234,7 @@ def test_failing_task_shows_in_status_with_its_log(slurm_env, tmp_path, monkeypa
     from r1data.errors import FatalError
     from r1data.run.pipeline import execute, load_spec, plan_run
 
-    out = tmp_path / "failing"
-    recipe = tmp_path / "failing.yaml"
-    recipe.write_text(
-        f"name: failing\ninputs: [{WEB_TINY}]\nstages:\n  - stage: warc_reader\n  - stage: test_fail_on_input\n    input_index: 1\n"
-        f"output: {{path: {out}}}\nexecutor: {{type: slurm, tasks: 2}}\n"
-    )
+    recipe, out = failing_recipe(tmp_path, 1, "{type: slurm, tasks: 2}")
     for k, v in slurm_env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))  # jobs unpickle the stage

@@ -225,6 +225,24 @@ def types_kept(problem: MathProblem, results: list[Fraction], final: Fraction) -
     return None
 
 
+def recompute(problem: MathProblem, qmap: dict[Fraction, Fraction]):
+    """The chain with question numbers replaced by ``qmap``: each step's operands, each step's
+    result and the final answer, or the reason it cannot be recomputed."""
+    results: list[Fraction] = []
+    operands: list[list[Fraction]] = []
+    try:
+        for s in problem.steps:
+            ops = [_resolve(src, qmap, results) for src in s.sources]
+            results.append(eval_tree(s.tree, ops))
+            operands.append(ops)
+        final = _resolve(problem.final_sources, qmap, results)
+    except _Ambiguous:
+        return "ambiguous_link"
+    except ExprError:
+        return "division_by_zero"
+    return operands, results, final
+
+
 def propose(problem: MathProblem, rng: random.Random, pool: list[Fraction] | None = None):
     """New values for a random subset of ``pool`` (default: all variables) and the recomputed
     chain, or the reason the proposal failed."""
@@ -242,19 +260,8 @@ def propose(problem: MathProblem, rng: random.Random, pool: list[Fraction] | Non
             avoid.add(nv)
     if not qmap:
         return "no_new_value"
-    results: list[Fraction] = []
-    operands: list[list[Fraction]] = []
-    try:
-        for s in problem.steps:
-            ops = [_resolve(src, qmap, results) for src in s.sources]
-            results.append(eval_tree(s.tree, ops))
-            operands.append(ops)
-        final = _resolve(problem.final_sources, qmap, results)
-    except _Ambiguous:
-        return "ambiguous_link"
-    except ExprError:
-        return "division_by_zero"
-    return qmap, operands, results, final
+    chain = recompute(problem, qmap)
+    return chain if isinstance(chain, str) else (qmap, *chain)
 
 
 def _fmt_num(n: Num, v: Fraction) -> str:
@@ -338,19 +345,8 @@ def apply_changes(problem: MathProblem, changes: dict) -> Candidate | str:
     unknown = [k for k in qmap if k not in problem.variables]
     if unknown:
         return "not_a_variable"
-    results: list[Fraction] = []
-    operands: list[list[Fraction]] = []
-    try:
-        for s in problem.steps:
-            ops = [_resolve(src, qmap, results) for src in s.sources]
-            results.append(eval_tree(s.tree, ops))
-            operands.append(ops)
-        final = _resolve(problem.final_sources, qmap, results)
-    except _Ambiguous:
-        return "ambiguous_link"
-    except ExprError:
-        return "division_by_zero"
-    return render(problem, qmap, operands, results, final)
+    chain = recompute(problem, qmap)
+    return chain if isinstance(chain, str) else render(problem, qmap, *chain)
 
 
 def generate(problem: MathProblem, rng: random.Random, *, tries: int = 32, screen: bool = True) -> Candidate | str:

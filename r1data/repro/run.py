@@ -17,9 +17,8 @@ Steps, in order (each reused when its key is unchanged, see ``steps.py``):
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import yaml
 

@@ -16,7 +16,6 @@ import copy
 import json
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

@@ -85,7 +85,6 @@ class Plan:
         phases: list[Phase] = []
         segment: list = [reader]
         seg_reader: ReaderStage = reader
-        seg_tasks = self.tasks
 
         def close_segment(extra_single: list[BarrierStage]) -> int:
             # a single-form barrier needs each task to read one whole window, in input order

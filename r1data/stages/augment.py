@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import xxhash
-from datatrove.data import Document, DocumentsPipeline
+from datatrove.data import Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from r1data.stages.base import GENERATED_KEY, Stage, StageConfig, is_rejected, reject
@@ -112,18 +113,8 @@ class AugmentStage(Stage):
             reject(doc, self.label, v.reason)
         return doc
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        self._ensure_setup()
-        batch: list[Document] = []
-        for doc in data:
-            batch.append(doc)
-            if len(batch) >= self.batch_size:
-                yield from self._augment_and_emit(batch)
-                batch = []
-        if batch:
-            yield from self._augment_and_emit(batch)
-
-    def _augment_and_emit(self, batch: list[Document]):
+    def _run_batch(self, batch: list[Document]) -> Iterator[Document]:
+        """Each document of ``batch``, followed by the variants made from it (``Stage.run`` batches)."""
         live = [d for d in batch if not is_rejected(d) and self.applies(d)]
         outcomes: dict[int, Outcome] = {}
         if live:

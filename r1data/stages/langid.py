@@ -28,10 +28,10 @@ def check_model_file(path: str, module: str, extra: str) -> list[tuple[str, str]
 
 
 def load_fasttext(path: str):
-    import fasttext
+    """A fastText model by a recipe path (relative to the working directory or the project)."""
+    from r1data.quality.fasttext_model import load_fasttext_model
 
-    fasttext.FastText.eprint = lambda *a, **k: None  # silence the load-time deprecation warning
-    return fasttext.load_model(str(resolve_path(path)))
+    return load_fasttext_model(resolve_path(path))
 
 
 class LanguageIdConfig(StageConfig):

@@ -68,6 +68,12 @@ def _text_problem(doc: Document) -> str | None:
     return None
 
 
+def _merge(reasons: list[str | None], live_reasons: list[str | None]) -> list[str | None]:
+    """``reasons`` with its ``None`` entries filled, in order, from ``live_reasons``."""
+    it = iter(live_reasons)
+    return [r if r is not None else next(it) for r in reasons]
+
+
 class _ModelScorer(TaggerStage):
     """Shared plumbing: model + card + calibration resolved at validation, loaded in ``setup``."""
 
@@ -102,6 +108,43 @@ class _ModelScorer(TaggerStage):
                 out["problems"].append(("calibration", problem))
         out["calibration"], out["calibration_path"] = cal, cal_path
         return out
+
+    raw_digits: ClassVar[int] = 4
+    unscorable_reason: ClassVar[str] = "no_text_after_normalization"
+
+    def _raw_scores(self, texts: list[str]) -> list[float | None]:
+        """The model's value per text (``None``: nothing left to score)."""
+        raise NotImplementedError
+
+    def process_batch(self, docs: list[Document], _retry: bool = True) -> list[str | None]:
+        reasons: list[str | None] = [_text_problem(d) for d in docs]
+        live = [d for d, r in zip(docs, reasons) if r is None]
+        if not live:
+            return reasons
+        try:
+            raws = self._raw_scores([d.text for d in live])
+        except Exception as e:
+            if not _retry:
+                raise
+            return _merge(reasons, self._error(live, e))
+        scores = self._cal.score_array([r if r is not None else math.nan for r in raws])
+        out: list[str | None] = []
+        for doc, raw, score in zip(live, raws, scores):
+            if raw is None:
+                out.append(self.unscorable_reason)
+                continue
+            doc.metadata[self.raw_column] = round(float(raw), self.raw_digits)
+            doc.metadata[self.score_column] = round(float(score), 4)
+            out.append(None)
+        return _merge(reasons, out)
+
+    def _resolved_for_setup(self) -> dict[str, Any]:
+        """``_resolve`` in a worker: a problem there (the file went away since validation) is fatal."""
+        r = self._resolve(self.config)
+        if r["problems"]:
+            raise ValueError("; ".join(m for _, m in r["problems"]))
+        self._cal = r["calibration"]
+        return r
 
     def _error(self, docs: list[Document], exc: Exception) -> list[str | None]:
         from datatrove.utils.logging import logger
@@ -148,6 +191,7 @@ class KenLMPerplexity(_ModelScorer):
     columns = {"ppl": "float32", "ppl_score": "float32"}
     requires = {"kenlm": "quality", "sentencepiece": "quality"}
     raw_column, score_column = "ppl", "ppl_score"
+    raw_digits = 1
     model_kinds = ("kenlm-binary", "kenlm-arpa")
     example = """\
 - stage: kenlm_perplexity
@@ -176,38 +220,11 @@ class KenLMPerplexity(_ModelScorer):
     def setup(self) -> None:
         from r1data.quality.kenlm_model import KenLMScorer
 
-        r = self._resolve(self.config)
-        if r["problems"]:
-            raise ValueError("; ".join(m for _, m in r["problems"]))
-        self._cal = r["calibration"]
+        r = self._resolved_for_setup()
         self._scorer = KenLMScorer(r["model"], self._sp_path(self.config, r["model"]), mode=self.config.mode, max_chars=self.config.max_chars)
 
-    def process_batch(self, docs: list[Document], _retry: bool = True) -> list[str | None]:
-        reasons: list[str | None] = [_text_problem(d) for d in docs]
-        live = [d for d, r in zip(docs, reasons) if r is None]
-        if not live:
-            return reasons
-        try:
-            ppls = self._scorer.perplexities([d.text for d in live])
-        except Exception as e:
-            if not _retry:
-                raise
-            return self._merge(reasons, self._error(live, e))
-        scores = self._cal.score_array([p if p is not None else math.nan for p in ppls])
-        out = []
-        for doc, ppl, score in zip(live, ppls, scores):
-            if ppl is None:
-                out.append("no_text_after_normalization")
-                continue
-            doc.metadata["ppl"] = round(ppl, 1)
-            doc.metadata["ppl_score"] = round(float(score), 4)
-            out.append(None)
-        return self._merge(reasons, out)
-
-    @staticmethod
-    def _merge(reasons: list[str | None], live_reasons: list[str | None]) -> list[str | None]:
-        it = iter(live_reasons)
-        return [r if r is not None else next(it) for r in reasons]
+    def _raw_scores(self, texts: list[str]) -> list[float | None]:
+        return self._scorer.perplexities(texts)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -264,29 +281,12 @@ class QualityClassifier(_ModelScorer):
     def setup(self) -> None:
         from r1data.quality.fasttext_model import FastTextScorer
 
-        r = self._resolve(self.config)
-        if r["problems"]:
-            raise ValueError("; ".join(m for _, m in r["problems"]))
+        r = self._resolved_for_setup()
         label, pre = self._settings(self.config, r["card"])
-        self._cal = r["calibration"]
         self._scorer = FastTextScorer(r["model"], label, preprocess=pre, max_chars=self.config.max_chars)
 
-    def process_batch(self, docs: list[Document], _retry: bool = True) -> list[str | None]:
-        reasons: list[str | None] = [_text_problem(d) for d in docs]
-        live = [d for d, r in zip(docs, reasons) if r is None]
-        if not live:
-            return reasons
-        try:
-            probs = self._scorer.probabilities([d.text for d in live])
-        except Exception as e:
-            if not _retry:
-                raise
-            return KenLMPerplexity._merge(reasons, self._error(live, e))
-        scores = self._cal.score_array(probs)
-        for doc, p, s in zip(live, probs, scores):
-            doc.metadata["quality_clf"] = round(float(p), 4)
-            doc.metadata["quality_clf_score"] = round(float(s), 4)
-        return reasons
+    def _raw_scores(self, texts: list[str]) -> list[float | None]:
+        return list(self._scorer.probabilities(texts))
 
 
 # ------------------------------------------------------------------------------------------------

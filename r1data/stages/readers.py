@@ -7,7 +7,6 @@ import re
 import uuid
 import zlib
 from collections.abc import Iterator
-from typing import ClassVar
 
 from datatrove.data import Document
 from pydantic import Field, field_validator, model_validator

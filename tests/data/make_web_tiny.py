@@ -5,7 +5,6 @@ Run from the repository root:  python tests/data/make_web_tiny.py
 """
 
 import glob
-import gzip
 import io
 import json
 from pathlib import Path
