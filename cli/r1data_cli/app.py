@@ -48,6 +48,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error instead of one line."),
 ) -> None:
     """r1data: declarative data pipelines (local or Slurm) and a minimal MoE trainer."""
 
@@ -58,7 +59,13 @@ for _mod in COMMAND_MODULES:
 
 def main() -> None:
     """Console-script entry point: maps r1data's errors to one line and an exit code."""
+    import os
+
     from r1data_cli.output import run_app
+
+    if "--debug" in sys.argv[1:]:  # accepted anywhere on the line, not only before the command
+        os.environ["R1DATA_DEBUG"] = "1"
+        sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != "--debug"]
 
     sys.exit(run_app(app))
 

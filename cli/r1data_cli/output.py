@@ -32,7 +32,40 @@ def run_app(app) -> int:
         if isinstance(e, _click_exceptions()):  # usage errors carry their own formatting
             e.show()
             return e.exit_code
-        raise
+        if debug_enabled():
+            raise
+        typer.echo(f"error: {describe_exception(e)}", err=True)
+        if not isinstance(e, OSError):
+            typer.echo("error: this is a bug in r1data; rerun with --debug (or R1DATA_DEBUG=1) for the traceback", err=True)
+        return 1
+
+
+def debug_enabled() -> bool:
+    """``--debug`` on the command line (``main`` turns it into ``R1DATA_DEBUG=1``): show tracebacks."""
+    import os
+
+    return os.environ.get("R1DATA_DEBUG", "") not in ("", "0")
+
+
+def describe_exception(e: BaseException) -> str:
+    """One line for an unexpected failure: the file and the system's reason for OS errors."""
+    import errno
+
+    if isinstance(e, OSError):
+        where = e.filename if e.filename is not None else ""
+        reason = e.strerror or str(e)
+        hint = ""
+        if e.errno == errno.ENOSPC:
+            hint = "; free some space and rerun the same command to resume"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "; choose another --output or fix the permissions"
+        return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply to process (RecursionError)"
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg[:500]}" if msg else type(e).__name__
 
 
 def _click_exceptions() -> tuple[type, ...]:

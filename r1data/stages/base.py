@@ -242,6 +242,7 @@ class ReaderStage(Stage):
             error = None
             try:
                 for doc in self.read_file(file):
+                    _escape_undecodable(doc)
                     doc.metadata.setdefault("source", self.source)
                     doc.metadata.setdefault("input_file", file.uri)
                     doc.metadata.setdefault("input_index", file.index)
@@ -260,11 +261,28 @@ class ReaderStage(Stage):
                 from datatrove.utils.logging import logger
 
                 one_line = " ".join(error.split())
-                logger.warning(f"corrupt input {file.uri}: {one_line} (kept the {n} documents read before it)")
+                from r1data.paths import escape_surrogates
+
+                logger.warning(f"corrupt input {escape_surrogates(file.uri)}: {one_line} (kept the {n} documents read before it)")
                 entry["error"] = one_line
                 self.report["errors"].append({"uri": file.uri, "error": one_line, "documents_before_error": n})
                 self.stat_update("input_errors")
             self.report["files"].append(entry)
+
+
+def _escape_undecodable(doc: Document) -> None:
+    """Make every string of ``doc`` writable as UTF-8: a file name that is not UTF-8 (``bad\\xff.py``)
+    becomes ``bad%FF.py`` in ``id``, ``path`` and the other columns instead of failing the whole
+    task's Parquet write (see ``r1data.paths.escape_surrogates``)."""
+    from r1data.paths import escape_surrogates
+
+    doc.id = escape_surrogates(doc.id) if isinstance(doc.id, str) else doc.id
+    if isinstance(doc.text, str) and not doc.text.isascii():
+        doc.text = escape_surrogates(doc.text)
+    md = doc.metadata
+    for k, v in md.items():
+        if isinstance(v, str) and not v.isascii():
+            md[k] = escape_surrogates(v)
 
 
 def check_stage_class(cls: type[Stage]) -> None:

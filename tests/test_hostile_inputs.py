@@ -1,0 +1,126 @@
+"""Hostile inputs: recipes that explode when expanded, nesting, file names that are not UTF-8, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+import pyarrow.parquet as pq
+import pytest
+
+from r1data.config.yamlsrc import load_yaml_text
+from r1data.errors import ConfigError
+from r1data.paths import escape_surrogates
+from tests.conftest import r1data_cmd
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_bytes_names = pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that stores any bytes in names")
+
+
+def laughs(levels: int) -> str:
+    lines = ['name: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels", [6, 9, 12])
+def test_billion_laughs_is_refused_at_once(levels):
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases expand to more than"):
+        load_yaml_text(laughs(levels), "laughs.yaml")
+    assert time.perf_counter() - t0 < 2  # linear in the file, not in its expansion (was 10.9 s at 6 levels)
+
+
+def test_small_aliases_still_work_and_keep_their_lines():
+    src = load_yaml_text("base: &d {a: 1, b: [1, 2]}\nother: *d\nthird: *d\n", "ok.yaml")
+    assert src.data["other"] == {"a": 1, "b": [1, 2]} and src.data["third"]["b"] == [1, 2]
+    assert src.line_of(("base", "b")) == 1 and src.line_of(("third", "a")) == 3
+
+
+@pytest.mark.parametrize("text", ["x: " + "[" * 1000 + "]" * 1000, "".join("  " * i + f"k{i}:\n" for i in range(1200)) + "  " * 1200 + "v: 1\n"])
+def test_deep_nesting_is_refused(text):
+    with pytest.raises(ConfigError, match="nested deeper than"):
+        load_yaml_text(text, "deep.yaml")
+
+
+def test_validate_billion_laughs_and_deep_nesting_give_rc2_and_one_line(tmp_path):
+    for name, text in (("laughs.yaml", laughs(9)), ("deep.yaml", "name: x\nstages: " + "[" * 1500 + "]" * 1500 + "\n")):
+        recipe = tmp_path / name
+        recipe.write_text(text)
+        t0 = time.perf_counter()
+        res = r1data_cmd("validate", recipe, timeout=120)
+        assert res.returncode == 2, res.stderr
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {recipe}") and "Traceback" not in res.stderr
+        assert time.perf_counter() - t0 < 60
+
+
+def test_escape_surrogates_round_trips():
+    for raw in (b"bad\xff.py", b"caf\xe9 100%.txt", b"ok.py", "naïve.py".encode(), b"\xc3(\xa0\xa1%41"):
+        name = os.fsdecode(raw)
+        escaped = escape_surrogates(name)
+        escaped.encode("utf-8")  # always writable
+        if name.encode("utf-8", "surrogateescape") == raw and "\udcff" not in name and escaped == name:
+            continue  # valid UTF-8 names are unchanged
+        assert unquote_to_bytes(escaped) == raw
+
+
+@needs_bytes_names
+def test_a_file_name_that_is_not_utf8_is_read_with_its_neighbours(tmp_path):
+    """``bad\\xff.py`` in a directory and as a tar member: read, escaped, and its task's other files kept."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    body = "def f(x):\n    return x + 1\n"
+    (repo / "good.py").write_text(body)
+    (repo / "other.py").write_text(body.replace("1", "2"))
+    with open(os.path.join(os.fsencode(repo), b"bad\xff.py"), "w") as fh:
+        fh.write(body.replace("1", "3"))
+    tar_path = tmp_path / "repo.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tf:
+        for name, text in ((b"pkg/ok.py", body), (b"pkg/bad\xfe.py", body.replace("1", "4"))):
+            info = tarfile.TarInfo(os.fsdecode(name))
+            data = text.encode()
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    recipe = tmp_path / "code.yaml"
+    recipe.write_text(
+        "name: code\ninputs: [" + f"{repo}, {tar_path}" + "]\nstages:\n  - stage: code_reader\n    source: code\n"
+        "output: {path: " + str(tmp_path / "out") + "}\nexecutor: {type: local, tasks: 1, workers: 1}\n"
+    )
+    res = r1data_cmd("run", recipe, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    rows = []
+    for sub in ("shards", "rejected"):
+        for f in sorted((tmp_path / "out" / sub).glob("*.parquet")):
+            rows += pq.read_table(f).to_pylist()
+    paths = {r["path"] for r in rows}
+    assert {"good.py", "other.py", "bad%FF.py", "pkg/ok.py", "pkg/bad%FE.py"} <= paths, paths
+    assert unquote_to_bytes("bad%FF.py") == b"bad\xff.py"
+
+
+def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    """An unwritable --output: one line naming the file, rc 1; ``--debug`` gives the traceback."""
+    if os.geteuid() == 0:
+        # root ignores permission bits: a path under a regular file fails the same way for everyone
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "out"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "out"
+    res = r1data_cmd("run", "pipelines/math.yaml", "--output", out, timeout=300)
+    assert res.returncode in (1, 2), res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert errors and str(out.parent) in errors[0], res.stderr
+    dbg = r1data_cmd("run", "pipelines/math.yaml", "--output", out, "--debug", timeout=300)
+    assert dbg.returncode != 0 and ("Traceback" in dbg.stderr or "error:" in dbg.stderr)
