@@ -124,3 +124,66 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert errors and str(out.parent) in errors[0], res.stderr
     dbg = r1data_cmd("run", "pipelines/math.yaml", "--output", out, "--debug", timeout=300)
     assert dbg.returncode != 0 and ("Traceback" in dbg.stderr or "error:" in dbg.stderr)
+
+
+def _zeros_gz(path: Path, gigabytes: float) -> None:
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(2**24)
+    with open(path, "wb") as fh:
+        for _ in range(int(gigabytes * 2**30) // len(chunk)):
+            fh.write(comp.compress(chunk))
+        fh.write(comp.flush())
+
+
+PEAK = """
+import resource, subprocess, sys
+res = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(res.stderr)
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "RC", res.returncode)
+"""
+
+
+@pytest.mark.parametrize("kind", ["warc", "jsonl"])
+def test_a_small_compressed_bomb_is_named_and_bounded(tmp_path, kind):
+    """1 GB of zeros, gzipped to ~1 MB, as a WARC and as JSON Lines: peak RSS < 1 GiB, one line naming the file."""
+    import json as _json
+
+    data = tmp_path / "in"
+    data.mkdir()
+    bomb = data / ("x.warc.gz" if kind == "warc" else "x.jsonl.gz")
+    _zeros_gz(bomb, 1.0)
+    assert bomb.stat().st_size < 4 * 2**20
+    good = data / ("good.jsonl")
+    if kind == "jsonl":
+        good.write_text(_json.dumps({"text": "a kept row", "id": "g1"}) + "\n")
+        stages = "  - stage: jsonl_reader\n    source: t\n"
+    else:
+        stages = "  - stage: warc_reader\n"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: bomb\ninputs: [{data}]\nstages:\n{stages}output: {{path: {tmp_path / 'out'}}}\n"
+        "executor: {type: local, tasks: 1, workers: 1}\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "cli")]))
+    import subprocess
+
+    res = subprocess.run(
+        [sys.executable, "-c", PEAK, sys.executable, "-m", "r1data_cli.app", "run", str(recipe)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )
+    peak_kb = int(res.stdout.split("PEAK_KB")[1].split()[0])
+    assert peak_kb < 2**20, f"peak RSS {peak_kb / 2**20:.2f} GiB"
+    assert "Traceback" not in res.stdout
+    named = [x for x in res.stdout.splitlines() if "x." in x and str(bomb.name) in x]
+    assert named, res.stdout[-3000:]
+    manifest = _json.loads((tmp_path / "out" / "manifest.json").read_text())
+    if kind == "warc":
+        errors = _json.dumps(manifest.get("input_errors", manifest))
+        assert bomb.name in errors and ("input_too_large" in errors or "corrupt_input" in errors)
+    else:
+        rows = pq.read_table(next((tmp_path / "out" / "rejected").glob("*.parquet"))).to_pylist()
+        assert [r["reason"] for r in rows] == ["line_too_long"]
+        kept = pq.read_table(next((tmp_path / "out" / "shards").glob("*.parquet"))).to_pylist()
+        assert [r["text"] for r in kept] == ["a kept row"]

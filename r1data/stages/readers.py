@@ -87,8 +87,15 @@ class _GzipCheck:
     warcio ends iteration quietly when the last gzip member is truncated; this costs one extra
     decompression (hundreds of MB/s, against ~1 MB/s for HTML extraction) and no extra I/O."""
 
-    def __init__(self, fh):
+    #: decompressed bytes allowed per compressed byte (real WARCs: ~5; 1 GB of zeros: ~1000), and
+    #: the floor below which no ratio is checked
+    MAX_RATIO = 100
+    RATIO_FLOOR = 256 * 2**20
+
+    def __init__(self, fh, uri: str = ""):
         self.fh = fh
+        self.uri = uri
+        self.out = 0
         self.pos = 0
         self.is_gzip: bool | None = None
         self._d = None
@@ -115,7 +122,11 @@ class _GzipCheck:
                     return
                 self._d = zlib.decompressobj(31)
             try:
-                self._d.decompress(b)
+                self.out += len(self._d.decompress(b, 64 * 2**20))
+                while self._d.unconsumed_tail:
+                    self.out += len(self._d.decompress(self._d.unconsumed_tail, 64 * 2**20))
+                    self._check_ratio()
+                self._check_ratio()
             except zlib.error as e:
                 self.error = f"corrupt gzip data at byte {self.pos}: {e}"
                 return
@@ -124,6 +135,14 @@ class _GzipCheck:
                 self._d = None
             else:
                 b = b""
+
+    def _check_ratio(self) -> None:
+        if self.out > self.RATIO_FLOOR and self.out > self.MAX_RATIO * self.pos:
+            raise ShardError(
+                self.uri,
+                f"input_too_large: decompresses to more than {self.MAX_RATIO}x its size "
+                f"({self.out:,} bytes from {self.pos:,}): a compression bomb?",
+            )
 
     def problem(self) -> str | None:
         if self.error:
@@ -139,7 +158,27 @@ def _quiet_iterator_class():
     class QuietArchiveIterator(ArchiveIterator):
         INC_RECORD = ""  # warcio prints a 3-line warning per malformed record; r1data logs one line per file
 
+        def __init__(self, fileobj, uri: str = "", **kw):
+            super().__init__(fileobj, **kw)
+            self.reader.readline = _bounded_readline(self.reader.readline, uri)
+
     return QuietArchiveIterator
+
+
+#: longest WARC/HTTP header line accepted; warcio otherwise buffers a line that never ends (1 GB of
+#: zeros took 13.5 GiB)
+MAX_HEADER_LINE = 1 * 2**20
+
+
+def _bounded_readline(readline, uri: str):
+    def bounded(length=None):
+        cap = MAX_HEADER_LINE + 1 if not length or length < 0 else min(length, MAX_HEADER_LINE + 1)
+        line = readline(cap)
+        if len(line) > MAX_HEADER_LINE and not line.endswith(b"\n"):
+            raise ShardError(uri, f"corrupt_input: a record header line longer than {MAX_HEADER_LINE:,} bytes (not a WARC file?)")
+        return line
+
+    return bounded
 
 
 class WarcReaderConfig(StageConfig):
@@ -175,9 +214,9 @@ class WarcReader(ReaderStage):
         except OSError as e:
             raise ShardError(file.uri, f"cannot open: {e}") from None
         with stream:
-            check = _GzipCheck(stream)
+            check = _GzipCheck(stream, file.uri)
             try:
-                it = _QuietArchiveIterator(check)
+                it = _QuietArchiveIterator(check, file.uri)
                 for record in it:
                     doc = self._record_to_doc(record, limit, file.uri, it)
                     if doc is not None:
@@ -278,6 +317,9 @@ class RowReaderConfig(StageConfig):
     meta_fields: list[str] | None = Field(None, description="fields kept in `meta`; null: every field not used above")
     rename: dict[str, str] = Field({}, description="metadata key renames, e.g. {category: topic}")
     drop_template_fields: bool = Field(True, description="fields a template used are not repeated in `meta`")
+    max_line_mb: float = Field(
+        32.0, gt=0, description="JSON Lines: a longer line is dropped as line_too_long without being held in memory"
+    )
 
     @field_validator("template")
     @classmethod
@@ -347,9 +389,13 @@ class JsonlReader(_RowReader):
                 while first and first.isspace():
                     first = fh.read(1)
                 if first == "[":  # a JSON array of rows, not JSON Lines
-                    yield from self._array(first + fh.read(), file.uri)
+                    cap = int(self.config.max_line_mb * 2**20)
+                    data = fh.read(cap + 1)
+                    if len(data) > cap:
+                        raise ShardError(file.uri, f"input_too_large: a JSON array longer than {cap:,} characters; write it as JSON Lines")
+                    yield from self._array(first + data, file.uri)
                     return
-                yield from self._lines(first + fh.readline(), fh, file.uri)
+                yield from self._lines(first + fh.readline(int(self.config.max_line_mb * 2**20)), fh, file.uri)
         except OSError as e:
             raise ShardError(file.uri, f"cannot read: {e}") from None
         except UnicodeDecodeError as e:
@@ -358,9 +404,29 @@ class JsonlReader(_RowReader):
             raise ShardError(file.uri, f"truncated file (compressed stream ended early): {e}") from None
 
     def _lines(self, head: str, fh, uri: str) -> Iterator[Document]:
-        import itertools
+        cap = int(self.config.max_line_mb * 2**20)
+        n = -1
+        pending = head
+        while True:
+            line = pending if pending is not None else fh.readline(cap + 1)
+            pending = None
+            if not line:
+                return
+            n += 1
+            if len(line) > cap and not line.endswith("\n"):
+                skipped = len(line)
+                while line and not line.endswith("\n"):  # skip the rest without keeping it
+                    line = fh.readline(2**20)
+                    skipped += len(line)
+                doc = Document(
+                    text="", id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {skipped:,} characters (limit {cap:,})"}
+                )
+                reject(doc, self.label, "line_too_long")
+                from datatrove.utils.logging import logger
 
-        for n, line in enumerate(itertools.chain([head], fh)):
+                logger.warning(f"{uri}: line {n + 1} has {skipped:,} characters, over max_line_mb: dropped as line_too_long")
+                yield doc
+                continue
             if not line.strip():
                 continue
             try:
