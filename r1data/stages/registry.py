@@ -22,6 +22,7 @@ BUILTIN_MODULES = [
     "r1data.stages.code",
     "r1data.stages.quality",
     "r1data.stages.holdout",
+    "r1data.stages.decontam",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
