@@ -149,6 +149,9 @@ def test_planted_questions_are_caught_in_a_warc_and_in_math_rows(tmp_path):
     got = {r["id"]: r.get("reason") for r in _rows(tmp_path / "out-math")}
     assert got.pop("clean") is None
     assert len(got) == 12 and set(got.values()) == {"benchmark_overlap"}
+    st = r1data_cmd("stats", tmp_path / "out-math", "--format", "json", timeout=300)
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["contamination"] == [{"benchmark": "gsm8k", "tagged_kept": 0, "dropped": 12, "documents": 12}]
 
 
 @pytest.mark.parametrize("action", ["tag"])

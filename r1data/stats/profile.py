@@ -249,6 +249,7 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
         counted = scan.documents
         if footer_rows != counted:
             warnings.append(f"scanned {counted:,} rows but the file footers say {footer_rows:,}")
+    contamination = _contamination(kept.files, rej.files if rej else [])
     m = target.manifest or {}
     return {
         "r1data_stats": STATS_SCHEMA_VERSION,
@@ -292,5 +293,23 @@ def collect_stats(targets: list[str] | str, *, tokenizer: str | None = None, top
         "rejected": rej_js,
         "funnel": funnel,
         "dedup": dedup,
+        "contamination": contamination,
         "warnings": warnings,
     }
+
+
+def _contamination(kept_files, rej_files) -> list[dict[str, Any]] | None:
+    """Documents per benchmark that the ``decontaminate`` stage matched: dropped (rejected) or tagged (kept)."""
+    counts: dict[str, dict[str, int]] = {}
+    found = False
+    for side, files in (("tagged_kept", kept_files), ("dropped", rej_files)):
+        paths = [f.path for f in files if "contamination" in f.columns]
+        if not paths:
+            continue
+        found = True
+        df = pl.scan_parquet(paths).select("contamination").drop_nulls().group_by("contamination").len().collect()
+        for bench, n in df.iter_rows():
+            counts.setdefault(bench, {"tagged_kept": 0, "dropped": 0})[side] += int(n)
+    if not found:
+        return None
+    return [{"benchmark": b, **c, "documents": c["tagged_kept"] + c["dropped"]} for b, c in sorted(counts.items())]

@@ -228,6 +228,21 @@ def dedup_table(s: dict) -> Table | None:
     return t
 
 
+def contamination_table(s: dict) -> Table | None:
+    rows = s.get("contamination")
+    if rows is None:
+        return None
+    total = sum(r["documents"] for r in rows)
+    t = Table(title=f"benchmark contamination (decontaminate): {total:,} documents", title_justify="left")
+    for name in ("benchmark", "documents", "dropped", "tagged, kept"):
+        t.add_column(name, justify="left" if name == "benchmark" else "right")
+    for r in rows:
+        t.add_row(r["benchmark"], f"{r['documents']:,}", f"{r['dropped']:,}", f"{r['tagged_kept']:,}")
+    if not rows:
+        t.add_row("(none found)", "0", "0", "0")
+    return t
+
+
 def hosts_table(s: dict, which: str = "kept", limit: int = 10) -> Table | None:
     h = (s.get(which) or {}).get("url_hosts")
     if not h or not h["top"]:
@@ -267,7 +282,7 @@ def print_stats(s: dict, console: Console, by: str | None = None, top: int = 10)
     lb = (s.get("kept") or {}).get("length_bytes")
     if lb and lb["histogram"]:
         console.print(histogram_table(lb["histogram"], "log", "kept documents: length histogram (bytes)", "B"))
-    for table in (dedup_table(s), hosts_table(s, limit=top)):
+    for table in (dedup_table(s), contamination_table(s), hosts_table(s, limit=top)):
         if table is not None:
             console.print(table)
 
