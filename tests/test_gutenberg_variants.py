@@ -21,8 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import r1data
-
+from r1data.sources import gutenberg
 from r1data.sources.gutenberg import declared_encoding, decode_text, parse_book
 from r1data.sources.segment import find_headings
 from r1data.stages.base import InputFile, rejection
@@ -233,8 +232,8 @@ def test_misplaced_end_marker_keeps_the_whole_file_with_a_warning():
     a, _ = marker_lines(text)
     lines.insert(a + 60, "*** END OF THE PROJECT GUTENBERG EBOOK NEWS FROM NOWHERE ***")  # 60 lines in: 1 % of the book
     book = parse_book(crlf("\n".join(lines)).encode(), name="3261.txt")
-    assert book.warning == "markers_cut_over_half"
     assert word_retention(body_between_markers(text), book.body) >= 0.999
+    assert book.warning == "markers_cut_over_half"
 
 
 def test_unclosed_transcriber_note_in_a_short_text_is_undone_with_a_warning():
@@ -242,8 +241,8 @@ def test_unclosed_transcriber_note_in_a_short_text_is_undone_with_a_warning():
     text = "Title: X\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n[Transcriber's note: spelling kept.\n"
     text += "\n".join(x for x in body if x.strip()) + "\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n"
     book = parse_book(text.encode())
-    assert book.warning == "credits_notes_over_half"
     assert word_retention("\n".join(body), book.body) == 1.0
+    assert book.warning == "credits_notes_over_half"
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,7 +284,7 @@ def test_strip_warning_is_a_shard_column(tmp_path):
     (tmp_path / "in" / "3261.txt").write_text("\n".join(text))
     recipe = tmp_path / "books.yaml"
     recipe.write_text("name: books-test\nstages:\n  - stage: books_reader\n    source: books\noutput:\n  path: out\n")
-    code = Path(r1data.__file__).resolve().parents[1]  # the checkout under test
+    code = Path(gutenberg.__file__).resolve().parents[2]  # the checkout under test
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code), str(code / "cli"), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "r1data_cli.app", "run", str(recipe), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--json"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
