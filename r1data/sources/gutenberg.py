@@ -17,7 +17,10 @@ PG has used several layouts since 1971; this module handles the ones found in th
 - PG's LaTeX sources: header in a ``%`` comment box, boilerplate in ``PGtext`` environments, the
   licence after ``\\PGLicense``, the book between ``\\frontmatter``/``\\mainmatter`` and that.
 
-Text without any PG marker (already stripped, or not from PG) is returned whole.
+Paragraphs may or may not be separated by blank lines (where they are not, a credit or note
+paragraph ends at its first short line: see ``_block_end``). Line endings may be LF, CRLF or CR.
+Text without any PG marker (already stripped, or not from PG) is returned whole. Stripping that
+would remove over half of the text is undone and reported in ``Book.warning``, never silent.
 """
 
 from __future__ import annotations
@@ -498,8 +501,9 @@ def parse_book(
 ) -> Book:
     """Decode ``data`` and split it into PG header metadata and the book's body (see module doc).
 
-    ``encoding`` forces a codec; by default it is detected (BOM, UTF-8, the declared charset,
-    cp1252, Latin-1). ``latex`` treats the file as a PG LaTeX source."""
+    ``encoding`` forces a codec; by default it is detected (BOM, UTF-8, UTF-8 with stray bytes, the
+    declared charset, cp1252, Latin-1: see ``decode_text``). ``latex`` treats the file as a PG LaTeX
+    source."""
     declared = declared_encoding(data)
     if encoding:
         try:

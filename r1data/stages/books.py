@@ -79,7 +79,7 @@ class BooksReaderConfig(StageConfig):
     strip_boilerplate: bool = Field(True, description="remove the Project Gutenberg header, footer, licence and credits")
     strip_transcriber_notes: bool = Field(True, description="remove transcriber's notes")
     strip_latex_comments: bool = Field(True, description="remove comment-only lines from LaTeX sources")
-    encoding: str | None = Field(None, description="force a codec; default: BOM, UTF-8, declared charset, cp1252, Latin-1")
+    encoding: str | None = Field(None, description="force a codec; default: BOM, UTF-8, UTF-8 with stray bytes, declared charset, cp1252, Latin-1")
     sidecar: str | None = Field("metadata.txt", description="INI file beside the books with [file-stem] title/creator/url (null: none)")
     max_file_mb: float = Field(64.0, gt=0, description="larger files are rejected as too_large")
 
