@@ -70,7 +70,7 @@ _UTF8_SEQ = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH = re.compile(rb"[\x80-\xff]+")
 
 
 def _legacy_byte(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -92,9 +92,13 @@ def utf8_evidence(data: bytes) -> tuple[int, int]:
     Text in a single-byte charset (Latin-1, cp1252) has an accented letter followed by ASCII, which is
     never valid UTF-8: it scores about ``(0, n)``. UTF-8 scores ``(n, 0)``, and UTF-8 with a stray
     Latin-1 byte pasted in ``(n, 1)``."""
-    seqs = _UTF8_SEQ.findall(data)
-    covered = sum(len(x) for x in seqs)
-    return len(seqs), len(_HIGH.findall(data)) - covered
+    seqs = high = covered = 0
+    for run in _HIGH.findall(data):  # runs of non-ASCII bytes: the only places a sequence can be
+        high += len(run)
+        for seq in _UTF8_SEQ.findall(run):
+            seqs += 1
+            covered += len(seq)
+    return seqs, high - covered
 
 
 def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
@@ -557,7 +561,8 @@ def parse_book(
             body = inner  # credits and notes are a few paragraphs, never most of a book
             warnings.append("credits_notes_over_half")
     total, kept = _chars(lines), _chars(body)
-    if kept * 2 < total and not (_is_boilerplate(lines[:a]) and _is_boilerplate(lines[b:])):
+    # a LaTeX preamble is cut by structure (\\begin{document}, \\frontmatter), not by a marker
+    if kept * 2 < total and not ((latex or _is_boilerplate(lines[:a])) and _is_boilerplate(lines[b:])):
         body = lines  # what was cut is not PG's header and licence: keep the file whole
         warnings.append("markers_cut_over_half")
     body = _trim(body)
@@ -568,8 +573,8 @@ _MIN_SUSPECT = 500  # characters: less than this removed is never suspicious (a 
 
 
 def _chars(lines: list[str]) -> int:
-    """Non-space characters in ``lines``."""
-    return sum(len(w) for line in lines for w in line.split())
+    """Characters in ``lines`` (newlines not counted)."""
+    return sum(map(len, lines))
 
 
 def _is_boilerplate(lines: list[str]) -> bool:
