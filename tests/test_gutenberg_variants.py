@@ -213,6 +213,17 @@ def test_prose_is_not_a_heading_without_blank_lines():
     assert [h for _, h in find_headings(text)] == ["CHAPTER II: THE RIVER", "Chapter IV. The Guest House"]
 
 
+def test_header_without_start_marker_or_blank_lines():
+    body = body_between_markers(original("3261.txt"))
+    lines = original("3261.txt").split("\n")
+    a, b = marker_lines(original("3261.txt"))
+    header = [x for x in lines[:a] if x.strip()]  # title line, notice, fields: no start marker
+    book = parse_book(crlf("\n".join(header + [x for x in lines[a + 1 : b] if x.strip()])).encode(), name="3261.txt")
+    assert book.stripped["start_marker"] == "heuristic" and book.warning is None
+    assert book.body.startswith("NEWS FROM NOWHERE\nOR\n") and book.stripped["credit_paragraphs"] == 1
+    assert word_retention(body, book.body) >= 0.999 and "Character set encoding" not in book.body
+
+
 def test_decoding_goes_by_evidence():
     # UTF-8 with a stray Latin-1 byte: the UTF-8 stays UTF-8 (cp1252 would give "cafÃ©" everywhere)
     assert decode_text("café, naïve\n".encode("utf-8") * 3 + b"na\xefve") == ("café, naïve\n" * 3 + "naïve", "utf-8+cp1252")

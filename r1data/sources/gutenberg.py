@@ -369,7 +369,8 @@ def _find_bounds(lines: list[str], latex: bool) -> tuple[int, int, str, str]:
             last = i
     if last < 0:
         return 0, end, "none", end_kind
-    return _block_end(lines, last, 8, wrap_width(head)) + 1, end, "heuristic", end_kind
+    j = _block_end(lines, last, 15, wrap_width(head))
+    return (j + 1 if j < len(lines) and not lines[j].strip() else j), end, "heuristic", end_kind
 
 
 def _strip_credits(lines: list[str], start: int, end: int, width: int) -> tuple[int, int]:
@@ -379,7 +380,7 @@ def _strip_credits(lines: list[str], start: int, end: int, width: int) -> tuple[
     for _ in range(12):  # credits are within the first few paragraphs
         if i >= end or not _CREDIT.match(lines[i]):
             break
-        i = _skip_blank(lines, min(_block_end(lines, i, 8, width), end), end)
+        i = _skip_blank(lines, min(_block_end(lines, i, 15, width), end), end)
         removed += 1
     return i, removed
 
