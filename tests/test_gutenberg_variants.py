@@ -193,8 +193,8 @@ def test_variant_keeps_the_body_and_no_boilerplate(name, variant):
     assert leaked == [], f"{variant}: boilerplate kept: {leaked}"
     # decoded right: no replacement characters, no UTF-8 read as cp1252 ("Ã©" for "é")
     assert "\ufffd" not in book.body and "\u00c3" not in book.body and "\u00e2\u20ac" not in book.body
-    assert book.warning is None
     assert book.meta["title"].startswith(BOOKS[name][0]) and book.meta["ebook_number"] == int(name.split(".")[0])
+    assert book.warning is None
 
 
 @pytest.mark.parametrize("name", sorted(BOOKS))
@@ -219,9 +219,9 @@ def test_header_without_start_marker_or_blank_lines():
     a, b = marker_lines(original("3261.txt"))
     header = [x for x in lines[:a] if x.strip()]  # title line, notice, fields: no start marker
     book = parse_book(crlf("\n".join(header + [x for x in lines[a + 1 : b] if x.strip()])).encode(), name="3261.txt")
-    assert book.stripped["start_marker"] == "heuristic" and book.warning is None
-    assert book.body.startswith("NEWS FROM NOWHERE\nOR\n") and book.stripped["credit_paragraphs"] == 1
     assert word_retention(body, book.body) >= 0.999 and "Character set encoding" not in book.body
+    assert book.body.startswith("NEWS FROM NOWHERE\nOR\n") and book.stripped["credit_paragraphs"] == 1
+    assert book.stripped["start_marker"] == "heuristic" and book.warning is None
 
 
 def test_decoding_goes_by_evidence():
