@@ -17,7 +17,10 @@ PG has used several layouts since 1971; this module handles the ones found in th
 - PG's LaTeX sources: header in a ``%`` comment box, boilerplate in ``PGtext`` environments, the
   licence after ``\\PGLicense``, the book between ``\\frontmatter``/``\\mainmatter`` and that.
 
-Text without any PG marker (already stripped, or not from PG) is returned whole.
+Paragraphs may or may not be separated by blank lines (where they are not, a credit or note
+paragraph ends at its first short line: see ``_block_end``). Line endings may be LF, CRLF or CR.
+Text without any PG marker (already stripped, or not from PG) is returned whole. Stripping that
+would remove over half of the text is undone and reported in ``Book.warning``, never silent.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ _DECLARED_ALIASES = {
     "us-ascii": "cp1252", "ascii": "cp1252", "iso-646-us": "cp1252", "iso-646-us (us-ascii)": "cp1252",
     "windows-1252": "cp1252", "codepage 1252": "cp1252", "utf8": "utf-8", "unicode utf-8": "utf-8",
 }
-_DECLARED_RE = re.compile(rb"Character set encoding:\s*([A-Za-z0-9_.() -]+?)\s*(?:%|\r?\n)", re.I)
+_DECLARED_RE = re.compile(rb"Character set encoding:[ \t]*([A-Za-z0-9_.() -]+?)[ \t]*(?:%|\r|\n)", re.I)
 
 
 def declared_encoding(data: bytes) -> str | None:
@@ -62,10 +65,49 @@ def looks_binary(data: bytes) -> bool:
     return not any(head.startswith(bom) for bom, enc in _BOMS if enc != "utf-8-sig")
 
 
+# a well-formed UTF-8 multi-byte sequence (no overlongs, no surrogates, at most U+10FFFF)
+_UTF8_SEQ = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_HIGH = re.compile(rb"[\x80-\xff]+")
+
+
+def _legacy_byte(err: UnicodeDecodeError) -> tuple[str, int]:
+    """Error handler for UTF-8 text with a few stray single-byte characters: each such byte is read
+    as cp1252 (as Latin-1 where cp1252 leaves it undefined)."""
+    bad = err.object[err.start : err.end]
+    try:
+        return bad.decode("cp1252"), err.end
+    except UnicodeDecodeError:
+        return bad.decode("latin-1"), err.end
+
+
+codecs.register_error("r1data-legacy-byte", _legacy_byte)
+
+
+def utf8_evidence(data: bytes) -> tuple[int, int]:
+    """``(well-formed UTF-8 multi-byte sequences, non-ASCII bytes outside them)`` in ``data``.
+
+    Text in a single-byte charset (Latin-1, cp1252) has an accented letter followed by ASCII, which is
+    never valid UTF-8: it scores about ``(0, n)``. UTF-8 scores ``(n, 0)``, and UTF-8 with a stray
+    Latin-1 byte pasted in ``(n, 1)``."""
+    seqs = high = covered = 0
+    for run in _HIGH.findall(data):  # runs of non-ASCII bytes: the only places a sequence can be
+        high += len(run)
+        for seq in _UTF8_SEQ.findall(run):
+            seqs += 1
+            covered += len(seq)
+    return seqs, high - covered
+
+
 def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
     """Decode bytes that should be text; never raises.
 
-    Order: a byte-order mark, strict UTF-8, the declared charset, cp1252, then Latin-1 (which
+    Order: a byte-order mark, strict UTF-8, then the evidence: when most non-ASCII bytes form
+    well-formed UTF-8 sequences the file is UTF-8 with a few stray bytes (those are read as cp1252,
+    codec ``utf-8+cp1252``), rather than a legacy file to be read as cp1252 (which would turn every
+    UTF-8 character into mojibake); otherwise the declared charset, cp1252, then Latin-1 (which
     decodes every byte). Returns ``(text, codec used)``.
     """
     for bom, enc in _BOMS:
@@ -78,6 +120,9 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    seqs, stray = utf8_evidence(data)
+    if seqs and seqs >= stray:
+        return data.decode("utf-8", "r1data-legacy-byte"), "utf-8+cp1252"
     tried = {"utf-8"}
     if declared:
         codec = _DECLARED_ALIASES.get(declared.strip().lower(), declared.strip().lower())
@@ -215,7 +260,7 @@ def parse_header(lines: list[str]) -> dict[str, Any]:
 
 _START = re.compile(
     r"""^[\s%]*(?:
-        \*{2,}\s*START\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG        # *** START OF THE PROJECT GUTENBERG EBOOK X ***
+        \*+\s*START\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG           # *** START OF THE PROJECT GUTENBERG EBOOK X ***
       | START\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG\s+E-?(?:BOOK|TEXT)
       | \*?END\*?\s*THE\s+SMALL\s+PRINT                                # *END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver..*END*
       | \*{3}\s*START\s+OF\s+THE\s+COPYRIGHTED\s+PROJECT\s+GUTENBERG
@@ -224,7 +269,7 @@ _START = re.compile(
 )
 _END = re.compile(
     r"""^[\s%]*(?:
-        \*{2,}\s*END\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG           # *** END OF THE PROJECT GUTENBERG EBOOK X ***
+        \*+\s*END\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG              # *** END OF THE PROJECT GUTENBERG EBOOK X ***
       | END\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG\s+E-?(?:BOOK|TEXT)
       | End\s+of\s+(?:the\s+|this\s+)?Project\s+Gutenberg                # End of (the) Project Gutenberg('s) EBook/Etext of X
       | \*{3}\s*START\*{2}THE\s+SMALL\s+PRINT                            # 1990s files with the small print at the end
@@ -254,6 +299,10 @@ class Book:
     meta: dict[str, Any] = field(default_factory=dict)
     #: what was removed: header/footer lines, credit paragraphs, transcriber notes, markers found
     stripped: dict[str, Any] = field(default_factory=dict)
+    #: set when stripping would have removed most of the text and was (partly) undone instead:
+    #: ``credits_notes_over_half`` (credit/transcriber-note removal undone), ``markers_cut_over_half``
+    #: (what lies outside PG's markers is not PG boilerplate: the whole file kept), ";"-joined
+    warning: str | None = None
 
 
 def _paragraph_end(lines: list[str], i: int) -> int:
@@ -261,6 +310,33 @@ def _paragraph_end(lines: list[str], i: int) -> int:
     while i < len(lines) and lines[i].strip():
         i += 1
     return i
+
+
+def wrap_width(lines: list[str]) -> int:
+    """The width a text is wrapped at: the 90th percentile of its line lengths (40 to 120)."""
+    lengths = sorted(len(x.rstrip()) for x in lines if x.strip())
+    if not lengths:
+        return 72
+    return max(40, min(120, lengths[(len(lengths) * 9) // 10]))
+
+
+def _block_end(lines: list[str], i: int, max_lines: int, width: int) -> int:
+    """End of the paragraph that starts at ``i``: the next blank line, unless that is more than
+    ``max_lines`` away. Then the text does not separate paragraphs with blank lines (some e-texts
+    don't), and the paragraph ends after its first line shorter than 3/4 of the wrap ``width``
+    (the last line of a wrapped paragraph), before an indented line, or after ``max_lines``."""
+    j = _paragraph_end(lines, i)
+    if j - i <= max_lines:
+        return j
+    short = (width * 3) // 4
+    k = i
+    while k < j and k - i < max_lines:
+        line = lines[k].rstrip()
+        k += 1
+        nxt = lines[k] if k < len(lines) else ""
+        if len(line) < short or nxt[:1] in (" ", "\t"):
+            break
+    return k
 
 
 def _skip_blank(lines: list[str], i: int, limit: int | None = None) -> int:
@@ -293,22 +369,23 @@ def _find_bounds(lines: list[str], latex: bool) -> tuple[int, int, str, str]:
             last = i
     if last < 0:
         return 0, end, "none", end_kind
-    return _paragraph_end(lines, last) + 1, end, "heuristic", end_kind
+    j = _block_end(lines, last, 15, wrap_width(head))
+    return (j + 1 if j < len(lines) and not lines[j].strip() else j), end, "heuristic", end_kind
 
 
-def _strip_credits(lines: list[str], start: int, end: int) -> tuple[int, int]:
+def _strip_credits(lines: list[str], start: int, end: int, width: int) -> tuple[int, int]:
     """Skip the credit paragraphs PG puts right after the start marker; returns (new start, count)."""
     i = _skip_blank(lines, start, end)
     removed = 0
     for _ in range(12):  # credits are within the first few paragraphs
         if i >= end or not _CREDIT.match(lines[i]):
             break
-        i = _skip_blank(lines, _paragraph_end(lines, i), end)
+        i = _skip_blank(lines, min(_block_end(lines, i, 15, width), end), end)
         removed += 1
     return i, removed
 
 
-def _drop_transcriber_notes(lines: list[str]) -> tuple[list[str], int]:
+def _drop_transcriber_notes(lines: list[str], width: int) -> tuple[list[str], int]:
     """Remove transcriber's notes: ``[Transcriber's Note: ...]`` blocks and headed note paragraphs."""
     out: list[str] = []
     notes = 0
@@ -328,14 +405,15 @@ def _drop_transcriber_notes(lines: list[str]) -> tuple[list[str], int]:
                         break
                 i = j
                 continue
-            j = _paragraph_end(lines, i)
+            j = _block_end(lines, i, 60, width)
             heading_only = j - i == 1 and len(line.strip()) < 40
             if heading_only:  # "TRANSCRIBER'S NOTES" then its paragraphs, up to a wider gap
                 k = _skip_blank(lines, j)
                 while k < n and k - j < 2 and k < i + 200:
-                    j = _paragraph_end(lines, k)
+                    gap = k - j
+                    j = _block_end(lines, k, 60, width)
                     nxt = _skip_blank(lines, j)
-                    if nxt - j >= 2 or nxt >= n:
+                    if nxt - j >= 2 or nxt >= n or gap == 0:  # gap 0: no blank lines, one paragraph only
                         break
                     k = nxt
             i = j
@@ -428,8 +506,9 @@ def parse_book(
 ) -> Book:
     """Decode ``data`` and split it into PG header metadata and the book's body (see module doc).
 
-    ``encoding`` forces a codec; by default it is detected (BOM, UTF-8, the declared charset,
-    cp1252, Latin-1). ``latex`` treats the file as a PG LaTeX source."""
+    ``encoding`` forces a codec; by default it is detected (BOM, UTF-8, UTF-8 with stray bytes, the
+    declared charset, cp1252, Latin-1: see ``decode_text``). ``latex`` treats the file as a PG LaTeX
+    source."""
     declared = declared_encoding(data)
     if encoding:
         try:
@@ -459,17 +538,51 @@ def parse_book(
     meta["gutenberg"] = start_kind != "none" or end_kind != "none"
     stripped.update(start_marker=start_kind, end_marker=end_kind)
 
+    width = wrap_width(lines[start:end][:5000])
     if latex:
         body, info = _latex_body(lines, strip_latex_comments)
         stripped.update(info)
+        a, b = info["header_lines"], len(lines) - info["footer_lines"]
+        inner = body
     else:
         stripped["header_lines"] = start
         stripped["footer_lines"] = len(lines) - end
-        a, credits = _strip_credits(lines, start, end) if start_kind != "none" else (start, 0)
+        a, credits = _strip_credits(lines, start, end, width) if start_kind != "none" else (start, 0)
         stripped["credit_paragraphs"] = credits
         body = lines[a:end]
+        a, b = start, end
+        inner = lines[start:end]
     if strip_transcriber_notes:
-        body, notes = _drop_transcriber_notes(body)
+        body, notes = _drop_transcriber_notes(body, width)
         stripped["transcriber_notes"] = notes
+    warnings = []
+    if not latex:
+        removed = _chars(inner) - _chars(body)
+        if removed >= _MIN_SUSPECT and removed * 2 > _chars(inner):
+            body = inner  # credits and notes are a few paragraphs, never most of a book
+            warnings.append("credits_notes_over_half")
+    total, kept = _chars(lines), _chars(body)
+    # a LaTeX preamble is cut by structure (\\begin{document}, \\frontmatter), not by a marker
+    if kept * 2 < total and not ((latex or _is_boilerplate(lines[:a])) and _is_boilerplate(lines[b:])):
+        body = lines  # what was cut is not PG's header and licence: keep the file whole
+        warnings.append("markers_cut_over_half")
     body = _trim(body)
-    return Book("\n".join(line.rstrip() for line in body), meta, stripped)
+    return Book("\n".join(line.rstrip() for line in body), meta, stripped, ";".join(warnings) or None)
+
+
+_MIN_SUSPECT = 500  # characters: less than this removed is never suspicious (a credit line in a tiny text)
+
+
+def _chars(lines: list[str]) -> int:
+    """Characters in ``lines`` (newlines not counted)."""
+    return sum(map(len, lines))
+
+
+def _is_boilerplate(lines: list[str]) -> bool:
+    """Whether text cut off as a header or footer can be PG's: short, or dense with "Gutenberg"
+    (PG's licence names it every few lines; a book cut off by a misplaced marker hardly ever does)."""
+    n = _chars(lines)
+    if n <= 3000:
+        return True
+    mentions = sum(line.lower().count("gutenberg") for line in lines)
+    return mentions * 2000 >= n

@@ -94,6 +94,10 @@ def find_headings(text: str, latex: bool = False) -> list[tuple[int, str]]:
         return found
     keyword, roman, letters, named = [], [], [], []
     n = len(lines)
+    nonblank = [line for _, line in lines if line.strip()]
+    if len(nonblank) >= 50 and (n - len(nonblank)) * 200 < len(nonblank):
+        # (almost) no blank lines: paragraphs are not separated, so no heading follows a blank line
+        return _headings_without_blank_lines(lines, nonblank)
     for i, (off, line) in enumerate(lines):
         if not line.strip() or len(line) > 120:
             continue
@@ -114,6 +118,10 @@ def find_headings(text: str, latex: bool = False) -> list[tuple[int, str]]:
             roman.append((off, line.strip()))
         elif _NAME_NUMBER.match(line):
             named.append((off, line.strip()))
+    return _combine(keyword, roman, letters, named)
+
+
+def _combine(keyword: list, roman: list, letters: list, named: list) -> list[tuple[int, str]]:
     found = list(keyword)
     # single capitals in alphabetical order are a dictionary's sections, not Roman numerals
     alphabet = [h.rstrip(".") for _, h in letters]
@@ -125,6 +133,54 @@ def find_headings(text: str, latex: bool = False) -> list[tuple[int, str]]:
     if len(named) >= 5:
         found += named
     return sorted(set(found))
+
+
+_KEYWORD_PARTS = re.compile(r"^\s*(\S+\.?)\s+(?:the\s+)?(\S+)(.*)$", re.I)
+_SENTENCE_END = tuple(".!?:;\"')]_*")
+
+
+def _headings_without_blank_lines(lines: list[tuple[int, str]], nonblank: list[str]) -> list[tuple[int, str]]:
+    """Headings of a text that does not separate paragraphs with blank lines.
+
+    Instead of a blank line, a heading must follow a line that can end a paragraph (shorter than
+    3/4 of the wrap width, ending a sentence, or another heading); a keyword heading's title must
+    be absent, set off by punctuation, or in capitals (``CHAPTER I: DISCUSSION AND BED``,
+    ``Chapter IV. The Guest``; not ``Chapter 3 was missing``), and a Roman numeral, letter or
+    name-and-number heading must be followed by a line that starts a sentence."""
+    lengths = sorted(len(x.rstrip()) for x in nonblank)
+    short = (max(40, min(120, lengths[(len(lengths) * 9) // 10])) * 3) // 4
+    keyword, roman, letters, named = [], [], [], []
+    n = len(lines)
+    prev_heading = -2
+    for i, (off, line) in enumerate(lines):
+        text = line.strip()
+        if not text or len(line) > 120:
+            continue
+        prev = lines[i - 1][1].rstrip() if i else ""
+        boundary = i == 0 or prev_heading == i - 1 or not prev.strip() or len(prev) < short or prev.endswith(_SENTENCE_END)
+        if not boundary:
+            continue
+        if _BARE_KEYWORD.match(line) or _STANDALONE.match(line) or _ORDINAL_KEYWORD.match(line):
+            keyword.append((off, text))
+            prev_heading = i
+            continue
+        if _KEYWORD.match(line):
+            m = _KEYWORD_PARTS.match(text)
+            number, title = (m.group(2), m.group(3).strip()) if m else ("", "")
+            if not title or number[-1:] in ".:" or not title[0].isalnum() or not any(c.islower() for c in title):
+                keyword.append((off, text))
+                prev_heading = i
+            continue
+        nxt = lines[i + 1][1].lstrip() if i + 1 < n else ""
+        if nxt and not (nxt[0].isupper() or nxt[0].isdigit() or nxt[0] in "\"'([_"):
+            continue
+        if _LETTER.match(line):
+            letters.append((off, text))
+        if _ROMAN.match(line):
+            roman.append((off, text))
+        elif _NAME_NUMBER.match(line):
+            named.append((off, text))
+    return _combine(keyword, roman, letters, named)
 
 
 def split_by_size(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:

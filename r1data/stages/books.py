@@ -79,7 +79,7 @@ class BooksReaderConfig(StageConfig):
     strip_boilerplate: bool = Field(True, description="remove the Project Gutenberg header, footer, licence and credits")
     strip_transcriber_notes: bool = Field(True, description="remove transcriber's notes")
     strip_latex_comments: bool = Field(True, description="remove comment-only lines from LaTeX sources")
-    encoding: str | None = Field(None, description="force a codec; default: BOM, UTF-8, declared charset, cp1252, Latin-1")
+    encoding: str | None = Field(None, description="force a codec; default: BOM, UTF-8, UTF-8 with stray bytes, declared charset, cp1252, Latin-1")
     sidecar: str | None = Field("metadata.txt", description="INI file beside the books with [file-stem] title/creator/url (null: none)")
     max_file_mb: float = Field(64.0, gt=0, description="larger files are rejected as too_large")
 
@@ -95,7 +95,10 @@ class BooksReader(ReaderStage):
     """Read Project Gutenberg / plain-text / LaTeX books: strip PG boilerplate, keep its metadata, one document per chapter."""
 
     name = "books_reader"
+    version = 2  # 2: files without blank lines / with stray bytes read whole; strip_warning column
     Config = BooksReaderConfig
+    #: null when stripping went as expected; else why the text was kept less stripped (see parse_book)
+    columns = {"strip_warning": "string"}
     file_patterns = tuple(f"*{ext}{c}" for ext in (".txt", ".tex", ".latex") for c in ("", *_COMPRESSED))
     exclude_patterns = ("SOURCE*", "LICENSE*", "LICENCE*", "COPYING*", "README*", "NOTICE*", "metadata.txt")
     example = """\
@@ -142,19 +145,21 @@ class BooksReader(ReaderStage):
         meta["latex"] = latex
         meta["boilerplate"] = book.stripped
         meta["path"] = name
+        meta["strip_warning"] = book.warning
         segments = segment_text(book.body, policy=c.segment, max_chars=c.max_chars, min_chars=c.min_chars, latex=latex)
         texts = [book.body[s.start : s.end].strip("\n") for s in segments]
         kept = [(s, t) for s, t in zip(segments, texts) if t.strip()]
-        if not kept:
-            yield self._rejected(name, meta, "empty_after_stripping")
+        if not kept:  # only PG boilerplate in the file: the rejected row keeps the whole text to inspect
+            whole = parse_book(data, name=name, latex=latex, strip_boilerplate=False, encoding=c.encoding).body
+            yield self._rejected(name, meta, "empty_after_stripping", whole)
             return
         for i, (seg, text) in enumerate(kept):
             md = dict(meta)
             md.update(segment=i, segments=len(kept), segment_kind=seg.kind, headings=seg.headings[:100])
             yield Document(text=text, id=f"{self.source}:{name}#{i}", metadata=md)
 
-    def _rejected(self, name: str, meta: dict[str, Any], reason: str) -> Document:
-        doc = Document(text="", id=f"{self.source}:{name}#0", metadata=dict(meta))
+    def _rejected(self, name: str, meta: dict[str, Any], reason: str, text: str = "") -> Document:
+        doc = Document(text=text, id=f"{self.source}:{name}#0", metadata=dict(meta))
         reject(doc, self.label, reason)
         return doc
 
