@@ -412,7 +412,19 @@ class GatedAugmentStage(AugmentStage):
         """``(reason or None, figures)`` per ``(source, variant)``; ``(None, None)`` with the gate off."""
         if self.gate is None:
             return [(None, None)] * len(pairs)
-        return [(f"{self.gate_prefix}_{check}" if check else None, fig) for check, fig in self.gate.assess(pairs)]
+        try:
+            verdicts = self.gate.assess(pairs)
+        except Exception as e:  # noqa: BLE001 - one pathological text must not take the task down: retried one by one
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{self.label}: quality gate failed on a batch ({type(e).__name__}: {e}); retrying one by one")
+            verdicts = []
+            for pair in pairs:
+                try:
+                    verdicts += self.gate.assess([pair])
+                except Exception as e1:  # noqa: BLE001 - the variant is rejected, the error recorded in its figures
+                    verdicts.append(("gate_error", {"error": f"{type(e1).__name__}: {e1}"[:300]}))
+        return [(f"{self.gate_prefix}_{check}" if check else None, fig) for check, fig in verdicts]
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
