@@ -221,7 +221,8 @@ def _docs(n):
 
 
 def test_openai_backend_round_trip_through_http(server):
-    st = _stage(backend="openai", openai={"url": server.url, "model": "tiny", "concurrency": 4})
+    # the server's "translation" swaps four of eight words for synonyms: not a paraphrase the gate would keep
+    st = _stage(backend="openai", openai={"url": server.url, "model": "tiny", "concurrency": 4}, gate=None)
     out = _run(st, _docs(6))
     variants = [d for d in out if "augmented_from" in d.metadata]
     assert len(variants) == 6 and server.requests == 12

@@ -59,10 +59,15 @@ def test_eda_stage_variants_and_replace_mode():
     assert [(d.id, d.text) for d in out] == [(d.id, d.text) for d in again]
     variants = [d for d in out if d.metadata.get("augmented_from") == "p0"]
     assert [v.metadata["augmentation"]["operation"] for v in variants] and len({v.text for v in variants}) == len(variants)
-    st = Eda(EdaConfig(mode="replace", operations=["delete"], rate=0.3))
+    st = Eda(EdaConfig(mode="replace", operations=["delete"], rate=0.3, gate=None))
     d = Document(text=TEXT, id="r", metadata={})
     out = list(st.run(iter([d])))
     assert len(out) == 1 and out[0].text != TEXT and out[0].metadata["eda_replaced"]["chars"] == len(TEXT)
+    # with the gate on, deleting 6 of 23 words is too much: the document stays as it was, the note says why
+    out = list(Eda(EdaConfig(mode="replace", operations=["delete"], rate=0.3)).run(iter([Document(text=TEXT, id="r", metadata={})])))
+    note = out[0].metadata["augment"]["eda"]
+    assert len(out) == 1 and out[0].text == TEXT and rejection(out[0]) is None and "eda_replaced" not in out[0].metadata
+    assert note["status"] == "failed" and note["reason"] == "eda_length_ratio" and note["gate"]["length_ratio"] == round(17 / 23, 4)
 
 
 def test_eda_without_wordnet_is_a_validation_error(tmp_path):

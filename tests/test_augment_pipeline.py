@@ -16,6 +16,7 @@ from r1data.augment.code import verify_python
 from r1data.augment.math import analyze, verify
 from r1data.config.spec import Overrides
 from r1data.run.pipeline import execute, load_spec, plan_run
+from r1data.stages.augment import BacktranslateConfig, EdaConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "augment"
@@ -75,6 +76,25 @@ def test_augment_recipe_end_to_end(tmp_path):
             assert verify_python(py[m["augmented_from"]]["text"], row["text"], docstrings_removed=True) is None
             n_code += 1
     assert n_math >= 120 and n_code >= 20  # 140 problems of 200 yield one; 24 Python modules
+    # every back-translated and EDA variant went through the quality gate: kept ones within its
+    # thresholds, the others in rejected/ with the check they failed and the figures
+    gates = {"backtranslate": BacktranslateConfig().gate, "eda": EdaConfig().gate}
+    n_gated = Counter()
+    for df, is_kept in ((kept, True), (rej, False)):
+        for row, m in zip(df.iter_rows(named=True), _meta(df)):
+            aug = m.get("augmentation", {})
+            if aug.get("stage") not in gates:
+                continue
+            g, lim = aug.get("gate"), gates[aug["stage"]]
+            assert g is not None and {"ppl", "source_ppl", "ppl_ratio", "length_ratio", "similarity"} <= set(g), row["id"]
+            if is_kept:
+                assert (g["ppl_ratio"] is None or g["ppl_ratio"] <= lim.max_ppl_ratio) and lim.min_similarity <= g["similarity"] < lim.max_similarity
+                assert lim.min_length_ratio <= g["length_ratio"] <= lim.max_length_ratio
+            else:
+                prefix = "backtranslation" if aug["stage"] == "backtranslate" else "eda"
+                assert row["reason"].startswith(prefix + "_"), row["reason"]
+                n_gated[row["reason"]] += 1
+    assert n_gated["backtranslation_perplexity"] > 0 and n_gated["eda_perplexity"] > 0
     # other languages pass through untouched, with the reason recorded
     shell = kept.filter(pl.col("id") == "r1data:scripts/setup.d/40-apertium.sh").row(0, named=True)
     assert json.loads(shell["meta"])["augment"]["code_augment"] == {"status": "skipped", "reason": "language_not_supported", "language": "shell"}

@@ -86,10 +86,10 @@ class AugmentStage(Stage):
     def augment_batch(self, docs: list[Document]) -> list[Outcome]:
         return [self._augment_safely(d) for d in docs]
 
-    def _augment_safely(self, doc: Document) -> Outcome:
-        """A bug or a pathological document must not take the task down: it is recorded instead."""
+    def _augment_safely(self, doc: Document, fn=None):
+        """``fn(doc)`` (default ``augment``); a bug or a pathological document must not take the task down: it is recorded instead."""
         try:
-            return self.augment(doc)
+            return (fn or self.augment)(doc)
         except Exception as e:  # noqa: BLE001 - reported in the document's metadata and the stats
             from datatrove.utils.logging import logger
 
@@ -332,6 +332,112 @@ class CodeAugment(AugmentStage):
 
 
 # --------------------------------------------------------------------------------------------
+# quality gate (back-translation and EDA variants)
+
+DEFAULT_GATE_MODEL = "models/kenlm/en/en.arpa.bin"
+
+
+class GateOptions(BaseModel):
+    """Thresholds of the gate every back-translated or EDA variant passes (``r1data.augment.gate``); null turns a check off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(DEFAULT_GATE_MODEL, description="KenLM model scoring variant and source (the kenlm_perplexity stage's default)")
+    sp_model: str | None = Field(None, description="SentencePiece model; default <stem>.sp.model beside the KenLM file")
+    max_ppl_ratio: float | None = Field(2.0, gt=0, description="reject a variant whose perplexity is more than this multiple of its source's")
+    min_length_ratio: float | None = Field(0.8, gt=0, description="reject a variant with fewer words than this fraction of its source's")
+    max_length_ratio: float | None = Field(1.25, gt=0, description="... or more words than this multiple")
+    min_similarity: float | None = Field(0.6, ge=0, le=1, description="reject a variant whose chrF against its source is below this (meaning lost)")
+    max_similarity: float | None = Field(0.98, gt=0, le=1, description="reject a variant whose chrF is at least this (nothing changed): <kind>_unchanged")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_length_ratio is not None and self.max_length_ratio is not None and self.min_length_ratio > self.max_length_ratio:
+            raise ValueError(f"min_length_ratio {self.min_length_ratio} is above max_length_ratio {self.max_length_ratio}")
+        if self.min_similarity is not None and self.max_similarity is not None and self.min_similarity >= self.max_similarity:
+            raise ValueError(f"min_similarity {self.min_similarity} is not below max_similarity {self.max_similarity}")
+        return self
+
+    def thresholds(self):
+        from r1data.augment.gate import Thresholds
+
+        return Thresholds(self.max_ppl_ratio, self.min_length_ratio, self.max_length_ratio, self.min_similarity, self.max_similarity)
+
+
+class EdaGateOptions(GateOptions):
+    max_ppl_ratio: float | None = Field(1.5, gt=0, description="reject a variant whose perplexity is more than this multiple of its source's")
+    min_similarity: float | None = Field(0.75, ge=0, le=1, description="reject a variant whose chrF against its source is below this (meaning lost)")
+
+
+class GatedAugmentStage(AugmentStage):
+    """An augmentation stage whose variants pass the quality gate (``config.gate``; null: off)."""
+
+    #: prefix of the gate's reasons: ``<prefix>_perplexity``, ``_length_ratio``, ``_similarity``, ``_unchanged``
+    gate_prefix: ClassVar[str] = "augmentation"
+
+    @classmethod
+    def gate_problems(cls, gate: GateOptions | None) -> list[tuple[str, str]]:
+        """Validation-time: the gate's Python modules and model files."""
+        if gate is None:
+            return []
+        import importlib.util
+
+        from r1data.paths import resolve_path
+        from r1data.quality.cards import check_model_file
+        from r1data.quality.kenlm_model import sp_model_for
+
+        problems = [
+            ("gate", f"the quality gate needs the Python module {mod}: pip install 'r1data[quality]' (or gate: null)")
+            for mod in ("kenlm", "sentencepiece")
+            if importlib.util.find_spec(mod) is None
+        ]
+        model = resolve_path(gate.model)
+        problem = check_model_file(model, ("kenlm-binary", "kenlm-arpa"), "gate.model: KenLM model")
+        if problem:
+            return problems + [("gate", problem)]
+        sp = resolve_path(gate.sp_model) if gate.sp_model else sp_model_for(model)
+        if not sp.is_file():
+            problems.append(("gate", f"gate.sp_model: SentencePiece model not found: {sp}"))
+        return problems
+
+    def setup_gate(self) -> None:
+        from r1data.augment.gate import QualityGate
+        from r1data.paths import resolve_path
+
+        g = self.config.gate
+        self.gate = None
+        if g is not None:
+            self.gate = QualityGate(g.thresholds(), str(resolve_path(g.model)), str(resolve_path(g.sp_model)) if g.sp_model else None)
+
+    def judge(self, pairs: list[tuple[str, str]]) -> list[tuple[str | None, dict[str, Any] | None]]:
+        """``(reason or None, figures)`` per ``(source, variant)``; ``(None, None)`` with the gate off."""
+        if self.gate is None:
+            return [(None, None)] * len(pairs)
+        try:
+            verdicts = self.gate.assess(pairs)
+        except Exception as e:  # noqa: BLE001 - one pathological text must not take the task down: retried one by one
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{self.label}: quality gate failed on a batch ({type(e).__name__}: {e}); retrying one by one")
+            verdicts = []
+            for pair in pairs:
+                try:
+                    verdicts += self.gate.assess([pair])
+                except Exception as e1:  # noqa: BLE001 - the variant is rejected, the error recorded in its figures
+                    verdicts.append(("gate_error", {"error": f"{type(e1).__name__}: {e1}"[:300]}))
+        return [(f"{self.gate_prefix}_{check}" if check else None, fig) for check, fig in verdicts]
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        g = self.config.gate
+        if g is not None:
+            from r1data.paths import resolve_path, sha256_file
+
+            model = resolve_path(g.model)
+            d["gate_model"] = {"path": str(model), "sha256": sha256_file(model) if model.is_file() else None}
+        return d
+
+
+# --------------------------------------------------------------------------------------------
 # back-translation
 
 
@@ -386,6 +492,9 @@ class BacktranslateConfig(DomainsMixin):
     max_ratio: float = Field(2.0, gt=0, description="... or longer than this multiple")
     max_chars: int = Field(20_000, ge=1, description="longer documents pass through untouched (reason too_long)")
     on_failure: Literal["reject", "keep"] = Field("reject", description="mode replace: a document whose round trip failed is rejected, or kept as it was")
+    gate: GateOptions | None = Field(
+        GateOptions(), description="quality gate against the source: {max_ppl_ratio, min_length_ratio, max_length_ratio, min_similarity, max_similarity, model}; null: off"
+    )
 
     @model_validator(mode="after")
     def _backend_options(self):
@@ -412,23 +521,26 @@ def build_backend(c: BacktranslateConfig):
 
 
 @register
-class Backtranslate(AugmentStage):
-    """Back-translation through a pivot language (apertium, a local transformers model, or an OpenAI-compatible endpoint)."""
+class Backtranslate(GatedAugmentStage):
+    """Back-translation through a pivot language (apertium, a local transformers model, or an OpenAI-compatible endpoint); round trips pass a quality gate."""
 
     name = "backtranslate"
+    version = 2  # 2: the quality gate
     Config = BacktranslateConfig
     augment_kind = "backtranslation"
+    gate_prefix = "backtranslation"
     batch_size = 256
     example = """\
 - stage: backtranslate
   backend: apertium          # offline; or transformers / openai
   mode: add                  # keep the original, add the round trip
   apertium: {pair: eng-spa, reverse: spa-eng}
+  gate: {max_ppl_ratio: 2.0, min_similarity: 0.6}   # round trips that read worse or lost the meaning are rejected
 """
 
     @classmethod
     def check_config(cls, config: BacktranslateConfig) -> list[tuple[str, str]]:
-        return [(config.backend, msg) for msg in build_backend(config).check()]
+        return [(config.backend, msg) for msg in build_backend(config).check()] + cls.gate_problems(config.gate)
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"backend": build_backend(self.config).describe()}
@@ -439,6 +551,7 @@ class Backtranslate(AugmentStage):
         self.backend = build_backend(self.config)
         self.backend.setup()
         self.protector = Protector(self.config.protect)
+        self.setup_gate()
 
     def augment_batch(self, docs: list[Document]) -> list[Outcome]:
         from r1data.augment.backtranslate import _nonce, check_round_trip
@@ -460,6 +573,7 @@ class Backtranslate(AugmentStage):
             spans.append(sp)
         results = self.backend.round_trip(texts) if texts else []
         params = {"backend": c.backend, **({"pair": c.apertium.pair} if c.backend == "apertium" else {})}
+        done = []
         for i, sp, tr in zip(todo, spans, results):
             d = docs[i]
             reason, detail, back = tr.error, tr.detail, None
@@ -469,16 +583,26 @@ class Backtranslate(AugmentStage):
                     reason = "backtranslation_lost_protected_span"
                 else:
                     reason = check_round_trip(d.text, back, min_ratio=c.min_ratio, max_ratio=c.max_ratio, preserve_numbers=c.preserve_numbers)
-            outcomes[i] = self._outcome(d, back, reason, detail, params)
+            done.append((i, back, reason, detail))
+        # the quality gate: figures for every round trip that came back, a reason for those that passed the checks above
+        scored = [k for k, (_, back, _, _) in enumerate(done) if back and back.strip()]
+        verdicts = dict(zip(scored, self.judge([(docs[done[k][0]].text, done[k][1]) for k in scored])))
+        for k, (i, back, reason, detail) in enumerate(done):
+            gate_reason, fig = verdicts.get(k, (None, None))
+            outcomes[i] = self._outcome(docs[i], back, reason or gate_reason, detail, params, fig)
         return outcomes
 
-    def _outcome(self, d: Document, back: str | None, reason: str | None, detail: str, params: dict) -> Outcome:
+    def _outcome(self, d: Document, back: str | None, reason: str | None, detail: str, params: dict, fig: dict | None = None) -> Outcome:
         c = self.config
         note: dict[str, Any] = {"status": "augmented" if reason is None else "failed"}
         if reason:
             note["reason"] = reason
         if detail:
             note["detail"] = detail
+        if fig is not None:
+            params = {**params, "gate": fig}
+            if c.mode == "replace":
+                note["gate"] = fig
         if c.mode == "add":
             # a failed round trip is still a (rejected) variant, so the loss is visible
             return Outcome(variants=[Variant(back if back else d.text, params, {}, reason)], note=note)
@@ -502,15 +626,20 @@ class EdaConfig(DomainsMixin):
     wordnet: str = Field("/usr/share/wordnet", description="WordNet 3.0 database directory (Debian wordnet-base)")
     senses: int = Field(3, ge=1, description="synonyms come from a word's most frequent senses only")
     min_words: int = Field(5, ge=1, description="shorter documents pass through untouched")
+    gate: EdaGateOptions | None = Field(
+        EdaGateOptions(), description="quality gate against the source: {max_ppl_ratio, min_length_ratio, max_length_ratio, min_similarity, max_similarity, model}; null: off"
+    )
 
 
 @register
-class Eda(AugmentStage):
-    """Random replacement (EDA): WordNet synonyms, random insertion, swap and deletion at a rate, seeded."""
+class Eda(GatedAugmentStage):
+    """Random replacement (EDA): WordNet synonyms, random insertion, swap and deletion at a rate, seeded; variants pass a quality gate."""
 
     name = "eda"
+    version = 2  # 2: the quality gate
     Config = EdaConfig
     augment_kind = "eda"
+    gate_prefix = "eda"
     batch_size = 64
     example = """\
 - stage: eda
@@ -518,24 +647,28 @@ class Eda(AugmentStage):
   rate: 0.1
   variants: 2
   domains: [prose]
+  gate: {max_ppl_ratio: 1.5, min_similarity: 0.75}   # word salad and meaning-losing variants are rejected
 """
 
     @classmethod
     def check_config(cls, config: EdaConfig) -> list[tuple[str, str]]:
         from r1data.augment.eda import WordNet
 
+        problems = []
         if {"synonym", "insert"} & set(config.operations):
             problem = WordNet.check(config.wordnet)
             if problem:
-                return [("wordnet", problem)]
-        return []
+                problems.append(("wordnet", problem))
+        return problems + cls.gate_problems(config.gate)
 
     def setup(self) -> None:
         from r1data.augment.eda import WordNet
 
         self.wordnet = WordNet(self.config.wordnet, senses=self.config.senses)
+        self.setup_gate()
 
-    def augment(self, doc: Document) -> Outcome:
+    def candidates(self, doc: Document) -> list[Variant] | Outcome:
+        """The variants written for ``doc`` (before the gate), or the outcome of a document left alone."""
         from r1data.augment.eda import augment
 
         c = self.config
@@ -551,8 +684,34 @@ class Eda(AugmentStage):
                 variants.append(Variant(text, {"operation": op, "rate": c.rate, "changed": changed}))
         if not variants:
             return Outcome(note={"status": "skipped", "reason": "no_change"})
-        if c.mode == "replace":
-            v = variants[0]
+        return variants
+
+    def augment_batch(self, docs: list[Document]) -> list[Outcome]:
+        written: list[list[Variant] | Outcome] = [self._augment_safely(d, self.candidates) for d in docs]
+        pairs = [(d.text, v.text) for d, w in zip(docs, written) if isinstance(w, list) for v in w]
+        verdicts = iter(self.judge(pairs))
+        outcomes = []
+        for d, w in zip(docs, written):
+            if isinstance(w, Outcome):
+                outcomes.append(w)
+                continue
+            for v in w:
+                v.reason, fig = next(verdicts)
+                if fig is not None:
+                    v.params["gate"] = fig
+            outcomes.append(self._outcome(d, w))
+        return outcomes
+
+    def _outcome(self, doc: Document, variants: list[Variant]) -> Outcome:
+        kept = [v for v in variants if v.reason is None]
+        if self.config.mode == "replace":
+            if not kept:  # every variant failed the gate: the document stays as it was
+                v = variants[0]
+                return Outcome(note={"status": "failed", "reason": v.reason, **v.params})
+            v = kept[0]
             original = {"chars": len(doc.text), "sha1": hashlib.sha1(doc.text.encode("utf-8")).hexdigest()}
             return Outcome(note={"status": "augmented", **v.params}, text=v.text, metadata={"eda_replaced": original})
-        return Outcome(variants=variants, note={"status": "augmented", "variants": len(variants)})
+        note: dict[str, Any] = {"status": "augmented" if kept else "failed", "variants": len(kept)}
+        if not kept:
+            note["reason"] = variants[0].reason
+        return Outcome(variants=variants, note=note)
