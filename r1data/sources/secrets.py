@@ -73,7 +73,7 @@ _PRIVATE_IP = re.compile(r"^(?:0\.|10\.|127\.|169\.254\.|192\.168\.|172\.(?:1[6-
 _SECRET_NAMES = ("password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key", "access_token", "accesstoken",
                  "auth_token", "authtoken", "private_key", "privatekey")
 _ASSIGNMENT = re.compile(r"[A-Za-z0-9_-]*['\"]?\s*(?::=|=>|=|:)\s*(['\"])([^'\"\s]{8,200})\1")
-_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}$")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")  # \Z: "$" would also match before a newline
 _EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
 _LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
