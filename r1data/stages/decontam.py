@@ -34,7 +34,7 @@ class Decontaminate(TaggerStage):
     batch_size = 64
     example = """\
 - stage: decontaminate
-  benchmarks: [gsm8k, humaneval, evals/my-test-set.jsonl]
+  benchmarks: [gsm8k, humaneval]   # bundled; or files: evals/my-test-set.jsonl
   ngram: 13
   action: drop        # or tag: keep, and set `contamination`
 """
