@@ -33,11 +33,10 @@ class PiiRedactConfig(StageConfig):
 
 @register
 class PiiRedact(TaggerStage):
-    """Replace e-mails, IPv4/IPv6 addresses, phone numbers and secrets by typed placeholders; counts in `meta.pii`.
+    """Replace e-mails, IPv4/IPv6 addresses, phone numbers and secrets by typed placeholders, rejected documents too."""
 
-    Every document passing the stage is redacted, including those an earlier stage rejected, so
-    nothing it would remove reaches ``rejected/`` either."""
-
+    # Every document passing the stage is redacted, including those an earlier stage rejected, so
+    # nothing it would remove reaches rejected/ either. Counts per kind go to meta.pii.
     name = "pii_redact"
     Config = PiiRedactConfig
     requires = {"phonenumbers": "web"}
