@@ -187,3 +187,23 @@ def test_a_small_compressed_bomb_is_named_and_bounded(tmp_path, kind):
         assert [r["reason"] for r in rows] == ["line_too_long"]
         kept = pq.read_table(next((tmp_path / "out" / "shards").glob("*.parquet"))).to_pylist()
         assert [r["text"] for r in kept] == ["a kept row"]
+
+
+def test_a_failed_manifest_write_leaves_the_old_file_and_no_tmp(tmp_path):
+    """Disk full (here: a file-size limit) while writing: the previous content stays, no *.tmp is left."""
+    import subprocess
+
+    target = tmp_path / "manifest.json"
+    target.write_text('{"old": true}\n')
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from r1data.io.atomic import write_text_atomic\n"
+        f"write_text_atomic({str(target)!r}, 'x' * 100000)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert res.returncode != 0 and "File too large" in res.stderr
+    assert target.read_text() == '{"old": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]

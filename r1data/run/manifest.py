@@ -90,9 +90,9 @@ def describe_outputs(out_dir: Path, sub: str) -> list[dict[str, Any]]:
 
 def write_manifest(out_dir: Path, content: dict[str, Any]) -> Path:
     path = out_dir / "manifest.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    from r1data.io.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
