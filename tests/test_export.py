@@ -196,3 +196,42 @@ def test_one_line_errors(run, tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     res = export(out, "--format", "jsonl", "--out", tmp_path / "mine", "--overwrite")
     assert res.returncode == 2 and "not an earlier r1data export" in res.stderr and (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_datatrove_files_equal_datatroves_own_tokenizer_output(run, tmp_path):
+    """The same documents through datatrove's DocumentTokenizer (no shuffling) give byte-identical files."""
+    out, tok = run
+    from datatrove.data import Document
+    from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer
+
+    docs = [Document(text=r["text"], id=r["id"]) for r in shard_rows(out)]
+    theirs = DocumentTokenizer(str(tmp_path / "theirs"), tokenizer_name_or_path=str(tok), eos_token="<|endoftext|>",
+                               shuffle_documents=False, save_filename="web")
+    for _ in theirs.run(iter(docs)) or ():
+        pass
+    res = export(out, "--format", "datatrove", "--tokenizer", tok, "--out", tmp_path / "ours", "--name", "web")
+    assert res.returncode == 0, res.stderr
+    t = tmp_path / "theirs" / "web_00000_unshuffled.ds"
+    o = tmp_path / "ours" / "web.ds"
+    assert o.read_bytes() == t.read_bytes()
+    assert Path(str(o) + ".index").read_bytes() == Path(str(t) + ".index").read_bytes()
+    assert Path(str(o) + ".metadata").read_text() == Path(str(t) + ".metadata").read_text()
+
+
+def test_megatron_files_equal_megatron_cores_builder_output(run, tmp_path):
+    """The same token ids through Megatron-Core's IndexedDatasetBuilder give byte-identical .bin/.idx files."""
+    out, tok = run
+    torch = pytest.importorskip("torch")
+    try:
+        from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    except ImportError:
+        pytest.skip("megatron-core not installed")
+    want = expected_tokens(out, tok)
+    b = IndexedDatasetBuilder(str(tmp_path / "theirs.bin"), dtype=np.uint16)
+    for ids in want:
+        b.add_document(torch.tensor(ids), [len(ids)])
+    b.finalize(str(tmp_path / "theirs.idx"))
+    res = export(out, "--format", "megatron", "--tokenizer", tok, "--out", tmp_path / "ours")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ours" / "data.bin").read_bytes() == (tmp_path / "theirs.bin").read_bytes()
+    assert (tmp_path / "ours" / "data.idx").read_bytes() == (tmp_path / "theirs.idx").read_bytes()

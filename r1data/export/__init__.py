@@ -186,16 +186,15 @@ def write_datatrove(docs, path: Path, token_size: int, loss: bool, tokenizer_nam
             fl.close()
     Path(str(path) + ".index").write_bytes(np.asarray(ends, dtype="<u8").tobytes())
     # same three lines as datatrove's DocumentTokenizer: "tokenizer|token_size", token count, human count
-    Path(str(path) + ".metadata").write_text(f"{tokenizer_name}|{token_size}\n{n}\n{_human(n)}T")
+    Path(str(path) + ".metadata").write_text(f"{tokenizer_name}|{token_size}\n{n}\n{_human(n)}")
     files = [path.name, path.name + ".index", path.name + ".metadata"] + ([path.name + ".loss"] if loss else [])
     return {"files": files, "documents": len(ends), "tokens": n, "token_size": token_size}
 
 
 def _human(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} "
+    import humanize  # a datatrove dependency; the same text datatrove's metadata file has
+
+    return humanize.metric(n, unit="T")
 
 
 def _json_row(row: dict) -> str:
