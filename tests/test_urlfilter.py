@@ -196,3 +196,25 @@ def test_split_url_edge_cases():
     assert split_url("http:///nohost") is None
     assert split_url("http://[::1]:8080/a") == ("::1", 8080, "/a")
     assert split_url("HTTPS://Example.COM:443") == ("example.com", None, "/")
+
+
+def test_trie_pattern_finds_what_a_plain_alternation_finds():
+    import random
+    import re
+
+    from r1data.stages.urlfilter import normalize_word, read_list, trie_pattern
+
+    words = {normalize_word(w) for w in read_list(ROOT / "data/blocklists/banned_subwords.txt")} - {""}
+    words |= {"ab", "abc", "abd"}  # a word that is a prefix of others
+    trie, plain = re.compile(trie_pattern(words)), re.compile("|".join(map(re.escape, words)))
+    rng, listed, hits = random.Random(1), sorted(words), 0
+    for _ in range(3000):
+        s = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randrange(5, 40)))
+        if rng.random() < 0.3:  # plant a word or a prefix of one
+            i, w = rng.randrange(len(s)), rng.choice(listed)
+            s = s[:i] + w[: rng.randrange(1, len(w) + 1)] + s[i:]
+        m = trie.search(s)
+        assert bool(m) == bool(plain.search(s)), s
+        assert m is None or m.group(0) in words
+        hits += bool(m)
+    assert hits > 100
