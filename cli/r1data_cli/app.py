@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "r1data_cli.commands.stats",
     "r1data_cli.commands.browse",
     "r1data_cli.commands.tokenize",
+    "r1data_cli.commands.export",
     "r1data_cli.commands.train",
     "r1data_cli.commands.repro",
 ]

@@ -24,6 +24,7 @@ BUILTIN_MODULES = [
     "r1data.stages.holdout",
     "r1data.stages.decontam",
     "r1data.stages.pii",
+    "r1data.stages.urlfilter",
 ]
 
 _REGISTRY: dict[str, type[Stage]] = {}
