@@ -197,7 +197,7 @@ class PipelineSpec:
     def stage_columns(self) -> dict[str, str]:
         cols: dict[str, str] = {}
         for s in self.stages:
-            cols.update(s.cls.columns)
+            cols.update(s.cls.columns_for(s.config))
         return cols
 
     def resolved(self) -> dict[str, Any]:
@@ -509,7 +509,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
                 f"{where(src, s.path + ('stage',))}: {s.stage} needs column(s) {', '.join(missing)} from an earlier stage"
                 + (f" (add {' or '.join(makers)} before it)" if makers else "")
             )
-        provided.update(s.cls.columns)
+        provided.update(s.cls.columns_for(s.config))
 
     knob_targets: dict[str, list[str]] = {}
     for knob, value in knobs.items():

@@ -101,6 +101,11 @@ class Stage(PipelineStep):
         return []
 
     @classmethod
+    def columns_for(cls, config: StageConfig) -> dict[str, str]:
+        """The columns this configuration adds to the shard schema (default: ``columns``)."""
+        return cls.columns
+
+    @classmethod
     def needs_for(cls, config: StageConfig) -> tuple[str, ...]:
         """The columns this configuration needs from earlier stages (default: ``needs``)."""
         return cls.needs
