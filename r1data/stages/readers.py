@@ -147,7 +147,7 @@ class Decoded(NamedTuple):
     encoding: str | None  # the Python codec used, e.g. utf-8, cp1252, cp932, gb18030
     source: str | None  # why: bom, http, meta, detected
     replaced: int = 0  # invalid byte sequences replaced by U+FFFD
-    declared: str | None = None  # a declared charset the bytes overruled
+    declared: str | None = None  # a declared charset that was not used (overruled by the bytes or by the header)
 
 
 def _lenient(payload: bytes, codec: str) -> tuple[str, int, int]:
