@@ -44,7 +44,7 @@ def test_validate_reports_all_problems(cli, tmp_path):
     lines = [x for x in res.output.splitlines() if x.startswith("error:")]
     assert lines == [
         f"error: {bad}:6 stages[1].min_doc_word: unknown parameter; did you mean min_doc_words?",
-        f"error: {bad}:7 stages[1].max_doc_words: input should be a valid integer, unable to parse string as an integer (got 'lots')",
+        f"error: {bad}:7 stages[1].max_doc_words: input should be a valid integer (got 'lots')",
     ]
 
 

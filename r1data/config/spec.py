@@ -197,7 +197,7 @@ class PipelineSpec:
     def stage_columns(self) -> dict[str, str]:
         cols: dict[str, str] = {}
         for s in self.stages:
-            cols.update(s.cls.columns)
+            cols.update(s.cls.columns_for(s.config))
         return cols
 
     def resolved(self) -> dict[str, Any]:
@@ -339,6 +339,36 @@ def where(src: YamlSource, path: tuple) -> str:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def strict_validate(model: type[BaseModel], params: dict[str, Any]) -> BaseModel:
+    """Validate recipe values without coercion: ``"50"`` is not a number, ``1`` is not ``true``.
+
+    Pydantic's strict mode, on the JSON form of the values: what YAML can write (lists for tuples,
+    strings for paths, mappings for nested options) is accepted, an integer is a valid float, and
+    a value of the wrong type is an error like any other. A value JSON cannot hold (a YAML date)
+    is passed as its text."""
+    return model.model_validate_json(json.dumps(params, default=str), strict=True)
+
+
+def _type_hint(e: dict) -> str:
+    """For a quoted number or boolean (``min_doc_words: "50"``): say what to write instead."""
+    got = e.get("input")
+    if not isinstance(got, str) or not e["type"].startswith(("int_", "float_", "bool_")):
+        return ""
+    try:
+        number = float(got)
+    except ValueError:
+        number = None
+    if number is not None and e["type"].startswith("int_"):
+        whole = f", e.g. {int(number)}" if number.is_integer() else ""
+        return f" (got the text {got!r}: write a whole number without quotes{whole})"
+    if number is not None:  # YAML 1.1 reads 1e3 as text: an exponent needs a dot (1.0e3)
+        quirk = "; YAML reads an exponent without a dot as text" if "e" in got.lower() and "." not in got else ""
+        return f" (got the text {got!r}: write a number without quotes, e.g. {number!r}{quirk})"
+    if got.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return f" (got the text {got!r}: write true or false without quotes)"
+    return ""
+
+
 def _pydantic_problems(src: YamlSource, base: tuple, err: ValidationError, fields) -> list[str]:
     out = []
     for e in err.errors():
@@ -351,7 +381,7 @@ def _pydantic_problems(src: YamlSource, base: tuple, err: ValidationError, field
             msg = f"{where(src, path)}: required parameter is missing"
         else:
             got = e.get("input")
-            got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+            got_s = _type_hint(e) or (f" (got {got!r})" if not isinstance(got, (dict, list)) else "")
             msg = f"{where(src, path)}: {e['msg'].lower()}{got_s}"
         out.append((src.line_of(path) or 0, msg))
     return [m for _, m in sorted(out, key=lambda x: x[0])]
@@ -421,7 +451,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             problems.append(f"{where(src, (key,))}: must be a mapping")
             return model()
         try:
-            return model.model_validate(raw)
+            return strict_validate(model, raw)
         except ValidationError as e:
             problems.extend(_pydantic_problems(src, (key,), e, model.model_fields))
             return model()
@@ -492,7 +522,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             if knob in cls.knobs:
                 params[cls.knobs[knob]] = value
         try:
-            config = cls.Config.model_validate(params)
+            config = strict_validate(cls.Config, params)
         except ValidationError as e:
             problems.extend(_pydantic_problems(src, p, e, cls.Config.model_fields))
             continue
@@ -509,7 +539,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
                 f"{where(src, s.path + ('stage',))}: {s.stage} needs column(s) {', '.join(missing)} from an earlier stage"
                 + (f" (add {' or '.join(makers)} before it)" if makers else "")
             )
-        provided.update(s.cls.columns)
+        provided.update(s.cls.columns_for(s.config))
 
     knob_targets: dict[str, list[str]] = {}
     for knob, value in knobs.items():

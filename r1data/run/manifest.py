@@ -62,6 +62,7 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
         generated.update(r.get("generated_by_stage", {}))
         for f in r["funnel"]:
             funnel[(f["stage"], f["reason"])] += f["count"]
+    errors += empty_inputs(files, errors)
     order = {s: i for i, s in enumerate(stage_order)}
     rows = sorted(funnel.items(), key=lambda kv: (order.get(kv[0][0], len(order)), -kv[1], kv[0][1]))
     by_stage: dict[str, dict[str, int]] = {}
@@ -79,6 +80,26 @@ def aggregate(reports: list[dict[str, Any]], stage_order: list[str]) -> dict[str
         "input_files": sorted(files, key=lambda f: f["index"]),
         "input_errors": sorted(errors, key=lambda e: e["uri"]),
     }
+
+
+def empty_inputs(files: list[dict[str, Any]], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inputs that gave no document at all (a 0-byte file, a gzip without records, an empty folder).
+
+    Decided over every task's entries: a directory shared by several tasks (code_reader) is empty
+    only when no task read anything from it. Inputs that already failed are not listed twice."""
+    docs: dict[str, int] = {}
+    size: dict[str, int | None] = {}
+    for f in files:
+        docs[f["uri"]] = docs.get(f["uri"], 0) + int(f.get("documents") or 0)
+        size.setdefault(f["uri"], f.get("size"))
+    failed = {e["uri"] for e in errors}
+    out = []
+    for uri, n in docs.items():
+        if n or uri in failed:
+            continue
+        what = "an empty file (0 bytes)" if size[uri] == 0 else "no documents in it" + (f" ({size[uri]:,} bytes)" if size[uri] else "")
+        out.append({"uri": uri, "error": f"empty_input: {what}", "documents_before_error": 0, "kind": "empty_input"})
+    return out
 
 
 def describe_outputs(out_dir: Path, sub: str) -> list[dict[str, Any]]:

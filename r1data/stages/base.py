@@ -101,6 +101,11 @@ class Stage(PipelineStep):
         return []
 
     @classmethod
+    def columns_for(cls, config: StageConfig) -> dict[str, str]:
+        """The columns this configuration adds to the shard schema (default: ``columns``)."""
+        return cls.columns
+
+    @classmethod
     def needs_for(cls, config: StageConfig) -> tuple[str, ...]:
         """The columns this configuration needs from earlier stages (default: ``needs``)."""
         return cls.needs
@@ -256,6 +261,8 @@ class ReaderStage(Stage):
             except Exception as e:  # a corrupt file must never take the rest of the run down
                 error = f"{type(e).__name__}: {e}".strip()
             entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}
+            if file.size is not None:
+                entry["size"] = file.size
             entry.update(self.file_notes.pop(file.uri, {}))
             if error:
                 from datatrove.utils.logging import logger

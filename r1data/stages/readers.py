@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import uuid
 import zlib
 from collections.abc import Iterator
+from typing import Literal, NamedTuple
 
 from datatrove.data import Document
 from pydantic import Field, field_validator, model_validator
@@ -79,6 +81,228 @@ def decode_html(payload: bytes, declared: str | None) -> tuple[str | None, str |
         except (UnicodeDecodeError, LookupError):
             pass
     return None, None
+
+
+# --- browser-like decoding (warc_reader ``decoding: browser``) ---------------------------------
+#
+# The order of the WHATWG Encoding Standard and HTML's "determine the character encoding": a
+# byte-order mark, the HTTP Content-Type charset, a <meta charset>/http-equiv in the first bytes,
+# then the bytes themselves. Two departures, both on evidence a browser ignores: a declared
+# charset that does not decode the bytes is evidence against it (the next one is tried), and
+# bytes that are valid UTF-8 with multi-byte characters are UTF-8 whatever a legacy label says.
+
+# WHATWG labels whose decoder differs from Python's codec of the same name
+_WHATWG_LABELS = {
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "l1", "ascii", "us-ascii", "cp819", "ibm819",
+                     "iso-ir-100", "csisolatin1", "x-cp1252", "windows-1252", "cp1252"), "cp1252"),
+    **dict.fromkeys(("iso-8859-9", "iso8859-9", "iso_8859-9", "latin5", "l5", "windows-1254"), "cp1254"),
+    **dict.fromkeys(("iso-8859-11", "iso8859-11", "tis-620", "windows-874", "dos-874"), "cp874"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "chinese", "csgb2312", "gb_2312", "gb_2312-80", "iso-ir-58", "cp936", "gb18030"), "gb18030"),
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "ms_kanji", "x-sjis", "windows-31j", "csshiftjis", "ms932", "cp932"), "cp932"),
+    **dict.fromkeys(("euc-kr", "euc_kr", "ks_c_5601-1987", "ks_c_5601-1989", "ksc5601", "ksc_5601", "korean", "windows-949", "cp949"), "cp949"),
+    **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "x-x-big5", "csbig5"), "big5hkscs"),
+    **dict.fromkeys(("utf-16", "utf-16le", "unicode", "ucs-2", "csunicode", "unicodefeff"), "utf-16-le"),
+    "utf-16be": "utf-16-be",
+    "unicodefffe": "utf-16-be",
+}
+# text codecs a page may name; anything else (base64, rot13, idna, unicode_escape ...) is ignored
+_WEB_CODEC = re.compile(r"^(utf-8|utf-16-[lb]e|cp\d+|iso8859-\d+|koi8-[rtu]|mac-\w+|gb18030|gb2312|gbk|big5\w*|euc_\w+|shift_jis\w*|"
+                        r"iso2022_\w+|hz|johab|tis-620|kz1048|ptcp154|latin-1)$")
+_HTML_LANG = re.compile(rb"""<html[^>]*?\slang\s*=\s*["']?([A-Za-z]{2,3})""", re.I)
+# a page's language -> the legacy encoding a browser of that locale falls back to
+_LANG_FALLBACK = {
+    **dict.fromkeys(("pl", "cs", "sk", "hu", "sl", "hr", "ro", "bs", "sr"), "cp1250"),
+    **dict.fromkeys(("ru", "uk", "be", "bg", "mk", "kk"), "cp1251"),
+    "el": "cp1253", "tr": "cp1254", "az": "cp1254", "he": "cp1255", "iw": "cp1255", "ar": "cp1256", "fa": "cp1256", "ur": "cp1256",
+    **dict.fromkeys(("lt", "lv", "et"), "cp1257"),
+    "vi": "cp1258", "th": "cp874", "ja": "cp932", "zh": "gb18030", "ko": "cp949",
+}
+_MARK = "\udc00"  # stands for one invalid byte sequence while decoding; a strict codec never yields a lone surrogate
+
+
+def _mark_invalid(err: UnicodeDecodeError):
+    return _MARK, err.end
+
+
+codecs.register_error("r1data-mark", _mark_invalid)
+
+
+def web_codec(label: str | None) -> str | None:
+    """The Python codec a browser would use for a charset label, or None for an unknown label."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").strip().lower()
+    if label in _WHATWG_LABELS:
+        return _WHATWG_LABELS[label]
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    name = _WHATWG_LABELS.get(name, name)
+    return name if _WEB_CODEC.match(name) else None
+
+
+class Decoded(NamedTuple):
+    text: str | None
+    encoding: str | None  # the Python codec used, e.g. utf-8, cp1252, cp932, gb18030
+    source: str | None  # why: bom, http, meta, detected
+    replaced: int = 0  # invalid byte sequences replaced by U+FFFD
+    declared: str | None = None  # a declared charset that was not used (overruled by the bytes or by the header)
+
+
+def _lenient(payload: bytes, codec: str) -> tuple[str, int, int]:
+    """Decode replacing invalid sequences; returns (text, invalid sequences, valid non-ASCII characters)."""
+    text = payload.decode(codec, "r1data-mark")
+    bad = text.count(_MARK)
+    if bad:
+        text = text.replace(_MARK, "\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return text, bad, non_ascii
+
+
+def _mostly_valid(bad: int, good: int) -> bool:
+    """A few invalid sequences among many valid multi-byte characters: damage, not another encoding."""
+    return good >= 3 * bad
+
+
+def _strip_markup(payload: bytes) -> bytes:
+    """Text between tags (scripts and styles dropped): the bytes a detector should weigh."""
+    body = re.sub(rb"(?is)<(script|style)\b.*?</\1\s*>", b" ", payload)
+    return re.sub(rb"<[^>]*>", b" ", body)
+
+
+def _detect(payload: bytes, exclude: set[str]) -> str | None:
+    """Byte evidence (charset-normalizer); near-ties go to the page language's legacy encoding, then cp1252."""
+    from charset_normalizer import from_bytes
+
+    sample = _strip_markup(payload)
+    if len(sample) - len(sample.translate(None, bytes(range(128, 256)))) < 16:
+        sample = payload
+    matches = [m for m in from_bytes(sample, preemptive_behaviour=False) if web_codec(m.encoding) not in exclude]
+    if not matches:
+        return None
+    best = min(m.chaos for m in matches)
+    tied = [m for m in matches if m.chaos <= best + 0.01]
+    top = max(m.coherence for m in tied)
+    tied = [m for m in tied if m.coherence >= top - 0.01]
+    lang = _HTML_LANG.search(payload[:4096])
+    prefer = [_LANG_FALLBACK.get(lang.group(1).decode().lower()) if lang else None, "cp1252"]
+    for want in prefer:
+        for m in tied:
+            if want and any(web_codec(c) == want for c in [m.encoding, *m.could_be_from_charset]):
+                return want
+    return web_codec(tied[0].encoding)
+
+
+def decode_web(payload: bytes, http_charset: str | None = None, find_meta: bool = True) -> Decoded:
+    """Decode an HTTP body as a browser would, then check the choice against the bytes.
+
+    Order: BOM; the HTTP charset; ``<meta charset>``/http-equiv in the first 4 KB; bytes that
+    are valid UTF-8; mostly-valid UTF-8 (a few broken sequences among many good ones, decoded
+    with U+FFFD); charset-normalizer. A declared charset is used when it decodes the bytes (or
+    all but a few sequences); one that does not is evidence against it. Text that is valid UTF-8
+    with multi-byte characters is UTF-8 even when a legacy charset is declared.
+    """
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if payload.startswith(bom):
+            text, bad, _ = _lenient(payload[len(bom):], codec)
+            return Decoded(text, codec, "bom", bad)
+    declared = [(web_codec(http_charset), "http")]
+    if find_meta:
+        m = _META_CHARSET.search(payload[:4096])
+        if m:  # as in WHATWG, a page that can say "utf-16" in ASCII bytes is not UTF-16
+            codec = web_codec(m.group(1).decode("ascii", "ignore"))
+            declared.append(("utf-8" if codec in ("utf-16-le", "utf-16-be") else codec, "meta"))
+    d = _choose(payload, declared)
+    lost = next((c for c, _ in declared if c and c != d.encoding), None) if d.encoding else None
+    return d._replace(declared=lost) if lost else d
+
+
+def _choose(payload: bytes, declared: list[tuple[str | None, str]]) -> Decoded:
+    try:
+        as_utf8: str | None = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        as_utf8 = None
+    multibyte_utf8 = as_utf8 is not None and not as_utf8.isascii()
+    exclude: set[str] = set()
+    for codec, source in declared:
+        if codec is None or codec in exclude:
+            continue
+        if codec == "utf-8":
+            if as_utf8 is not None:
+                return Decoded(as_utf8, "utf-8", source)
+        elif codec.startswith("utf-16"):
+            if b"\x00" in payload[:1024]:  # UTF-16 text of a mostly-ASCII page is full of NULs
+                text, bad, good = _lenient(payload, codec)
+                if _mostly_valid(bad, len(text) - bad):
+                    return Decoded(text, codec, source, bad)
+            exclude.add(codec)
+            continue
+        elif multibyte_utf8:  # valid multi-byte UTF-8 is almost never text in another encoding
+            continue
+        else:
+            try:
+                return Decoded(payload.decode(codec), codec, source)
+            except UnicodeDecodeError:
+                pass
+        text, bad, good = _lenient(payload, codec)
+        if _mostly_valid(bad, good):
+            return Decoded(text, codec, source, bad)
+        exclude.add(codec)  # it does not decode these bytes: evidence against it
+    if as_utf8 is not None:
+        return Decoded(as_utf8, "utf-8", "detected")
+    if "utf-8" not in exclude:
+        text, bad, good = _lenient(payload, "utf-8")
+        if _mostly_valid(bad, good):
+            return Decoded(text, "utf-8", "detected", bad)
+        exclude.add("utf-8")
+    codec = _detect(payload, exclude)
+    if codec is None:
+        return Decoded(None, None, None)
+    try:
+        return Decoded(payload.decode(codec), codec, "detected")
+    except UnicodeDecodeError:
+        text, bad, _ = _lenient(payload, codec)
+        return Decoded(text, codec, "detected", bad)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _non_ascii_windows(text: str, context: int = 8, block: int = 256) -> str:
+    """The runs of non-ASCII characters in ``text`` (every mojibake pattern holds one) with ``context``
+    characters either side, joined by newlines. ``str.isascii`` skips ASCII blocks at C speed."""
+    spans: list[list[int]] = []
+    for start in range(0, len(text), block):
+        if text[start:start + block].isascii():
+            continue
+        for m in _NON_ASCII.finditer(text, start, start + block):
+            a, b = max(m.start() - context, 0), m.end() + context
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = b
+            else:
+                spans.append([a, b])
+    return "\n".join(text[a:b] for a, b in spans)
+
+
+_SCRIPTS = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->")
+
+
+def mojibake(text: str, html: bool = True) -> tuple[int, int]:
+    """(ftfy's count of mojibake-looking sequences, U+FFFD replacement characters) in ``text``.
+
+    In HTML, sequences inside scripts, styles and comments do not count (transliteration tables
+    in JavaScript look like mojibake to ftfy); they are looked for only when the page has some."""
+    if text.isascii():
+        return 0, 0
+    from ftfy.badness import badness
+
+    replacement = text.count("\ufffd")
+    plain = text.replace("\ufffd", "") if replacement else text  # ftfy counts U+FFFD as bad: they are counted apart
+    bad = badness(_non_ascii_windows(plain))
+    if bad and html:
+        bad = badness(_non_ascii_windows(_SCRIPTS.sub(" ", plain)))
+    return bad, replacement
 
 
 class _GzipCheck:
@@ -185,6 +409,26 @@ class WarcReaderConfig(StageConfig):
     source: str = Field("web", description="value of the `source` column")
     max_payload_mb: float = Field(20.0, gt=0, description="larger payloads are dropped with reason payload_too_large")
     keep_non_html: bool = Field(False, description="keep text/plain responses as documents instead of dropping them")
+    decoding: Literal["v1", "browser"] = Field(
+        "v1",
+        description="v1: UTF-8, the declared charset, <meta charset>, then cchardet (web-v1's output); browser: BOM, HTTP "
+        "charset, <meta>, then byte evidence, checked against the bytes; adds the `encoding` column and the mojibake check",
+    )
+    on_mojibake: Literal["reject", "repair", "keep"] = Field(
+        "reject",
+        description="(decoding: browser) text that still looks mis-decoded: reject it (encoding_suspect), repair it with ftfy "
+        "(rejected when that is not enough), or keep it marked with meta.encoding_suspect",
+    )
+    max_replacement_frac: float = Field(
+        0.005, ge=0, le=1, description="(decoding: browser) more U+FFFD replacement characters than this fraction of the text is suspect"
+    )
+
+    @model_validator(mode="after")
+    def _browser_only(self):
+        extra = sorted({"on_mojibake", "max_replacement_frac"} & self.model_fields_set)
+        if self.decoding != "browser" and extra:
+            raise ValueError(f"{' and '.join(extra)} apply only with decoding: browser")
+        return self
 
 
 @register
@@ -194,14 +438,69 @@ class WarcReader(ReaderStage):
     name = "warc_reader"
     Config = WarcReaderConfig
     file_patterns = ("*.warc", "*.warc.gz", "*.warc.zst", "*.arc", "*.arc.gz", "*.wet", "*.wet.gz")
-    requires = {"warcio": "web", "cchardet": "web"}
+    requires = {"warcio": "web", "cchardet": "web", "charset_normalizer": "web", "ftfy": "web"}
     example = """\
 - stage: warc_reader
   source: web
 """
 
+    @classmethod
+    def columns_for(cls, config: WarcReaderConfig) -> dict[str, str]:
+        return {"encoding": "string"} if config.decoding == "browser" else {}
+
     def setup(self) -> None:
         self.source = self.config.source
+
+    def _decode(self, doc: Document, payload: bytes, declared: str | None, html: bool = True) -> bool:
+        """Set ``doc.text`` from the payload; False (and the document rejected) when it cannot be decoded."""
+        if self.config.decoding == "v1":
+            text, charset = decode_html(payload, declared)
+            if text is None:
+                reject(doc, self.label, "undecodable")
+                return False
+            doc.text = text
+            if html:
+                doc.metadata["charset"] = charset
+            return True
+        d = decode_web(payload, declared, find_meta=html)
+        if d.text is None:
+            reject(doc, self.label, "undecodable")
+            return False
+        doc.text = d.text
+        md = doc.metadata
+        md["encoding"] = d.encoding
+        md["encoding_source"] = d.source
+        if d.declared:
+            md["encoding_declared"] = d.declared  # a declared charset that was not used
+        if d.replaced:
+            md["encoding_replaced"] = d.replaced  # invalid byte sequences shown as U+FFFD
+        return True
+
+    def _suspect(self, text: str, html: bool) -> dict[str, int] | None:
+        bad, replacement = mojibake(text, html)
+        if bad or replacement > self.config.max_replacement_frac * len(text):
+            return {"mojibake": bad, "replacement_chars": replacement}
+        return None
+
+    def _check_mojibake(self, doc: Document, html: bool = True) -> None:
+        """decoding: browser: repair, mark or reject text that still looks mis-decoded."""
+        found = self._suspect(doc.text, html)
+        if found is None:
+            return
+        mode = self.config.on_mojibake
+        if mode == "repair" and found["mojibake"]:
+            import ftfy
+
+            fixed = ftfy.fix_encoding(doc.text)
+            if fixed != doc.text:
+                doc.text = fixed
+                doc.metadata["encoding_repaired"] = True
+                found = self._suspect(fixed, html)
+                if found is None:
+                    return
+        doc.metadata["encoding_suspect"] = found
+        if mode != "keep":
+            reject(doc, self.label, "encoding_suspect")
 
     def read_file(self, file: InputFile) -> Iterator[Document]:
         from warcio.exceptions import ArchiveLoadFailed
@@ -259,10 +558,9 @@ class WarcReader(ReaderStage):
             date = headers.get_header("WARC-Date")
         md = {"url": url, "date": date, "warc_type": rtype}
         if rtype == "conversion":  # WET: text already extracted by Common Crawl
-            text, _ = decode_html(payload, "utf-8")
-            doc = Document(text=text or "", id=rid or url, metadata=md | {"content_type": "text/plain", "_extracted": True})
-            if text is None:
-                reject(doc, self.label, "undecodable")
+            doc = Document(text="", id=rid or url, metadata=md | {"content_type": "text/plain", "_extracted": True})
+            if self._decode(doc, payload, "utf-8", html=False) and self.config.decoding == "browser":
+                self._check_mojibake(doc, html=False)
             return doc
         http = record.http_headers
         status = http.get_statuscode() if http is not None else None
@@ -287,16 +585,14 @@ class WarcReader(ReaderStage):
             if b"<html" not in payload[:2048].lower():
                 reject(doc, self.label, "non_html_content")
                 return doc
-        text, charset = decode_html(payload, declared)
-        if text is None:
-            reject(doc, self.label, "undecodable")
+        if not self._decode(doc, payload, declared):
             return doc
-        doc.text = text
-        doc.metadata["charset"] = charset
         if is_text:
             doc.metadata["_extracted"] = True
-        if not text.strip():
+        if not doc.text.strip():
             reject(doc, self.label, "empty_payload")
+        elif self.config.decoding == "browser":
+            self._check_mojibake(doc)
         return doc
 
 

@@ -242,12 +242,16 @@ def scan_set(
     has_text = any("text" in f.columns for f in files)
 
     def build_stream(lf: pl.LazyFrame, cols: dict[str, str]) -> pl.LazyFrame:
+        # absent columns are added as nulls with with_columns, which gives them the frame's rows (a
+        # select of literals alone would be one row, whatever the file holds)
+        absent = [pl.lit(None, pl.String).alias(k) for k in columns if k not in cols]
+        if "text" not in cols:  # no text column: count documents only
+            absent.append(pl.lit(None, pl.UInt32).alias("_n"))
+        if absent:
+            lf = lf.with_columns(absent)
         # low-cardinality keys are folded faster as categoricals; merged tables hold strings again
-        key_exprs = [pl.col(k).cast(pl.String).cast(pl.Categorical) if k in cols else pl.lit(None, pl.String).alias(k) for k in columns]
-        if "text" in cols:
-            n = pl.col("text").str.len_bytes()
-        else:  # no text column: count documents only
-            n = pl.lit(None, pl.UInt32)
+        key_exprs = [pl.col(k).cast(pl.String).cast(pl.Categorical) for k in columns]
+        n = pl.col("text").str.len_bytes() if "text" in cols else pl.col("_n")
         return lf.select(*key_exprs, n.alias("_n")).with_columns(LENGTH_SPEC.expr(pl.col("_n")).alias("bucket"))
 
     lengths, len_errors, readable = fold_tables(files, build_stream, {k: BREAKDOWNS[k] for k in ["all", *keys]})

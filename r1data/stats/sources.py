@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from r1data.errors import InputError
+from r1data.io.schema import CORE_COLUMNS
 
 REJECT_MARKERS = ("stage", "reason")
 
@@ -225,12 +226,26 @@ def resolve_target(args: list[str] | str) -> Target:
         where = args[0] if len(args) == 1 else " ".join(args)
         hint = " (expected shards/*.parquet and rejected/*.parquet)" if run_dirs else ""
         raise InputError(f"{where}: no Parquet files{hint}")
+    foreign: list[tuple[ShardFile, list[str]]] = []
     for f in files:
         got = inspect_file(f)
         if isinstance(got, FileError):
             target.errors.append(got)
+        elif missing_columns(got):
+            foreign.append((got, missing_columns(got)))
         elif got.rejected:
             target.rejected.append(got)
         else:
             target.kept.append(got)
+    if foreign and not target.files:
+        f, missing = foreign[0]
+        more = f" (and {len(foreign) - 1} more file(s) not written by r1data)" if len(foreign) > 1 else ""
+        raise InputError(f"{f.path}: not an r1data shard: missing column(s) {', '.join(missing)}{more}; stats, head and show read the output of r1data run")
+    for f, missing in foreign:  # beside r1data shards: named and left out, like an unreadable file
+        target.errors.append(FileError(f.path, f"not an r1data shard (missing column(s) {', '.join(missing)})"))
     return target
+
+
+def missing_columns(f: ShardFile) -> list[str]:
+    """The core columns every r1data shard has and ``f`` lacks (a Parquet file r1data did not write)."""
+    return [c for c in CORE_COLUMNS if c not in f.columns]

@@ -71,9 +71,13 @@ def head(
       r1data head out/web --where "lang_score < 0.6 AND url LIKE '%python.org%'" --jsonl
     """
     from r1data.stats.browse import head as read_head
+    from r1data.stats.sources import resolve_target
 
     with user_errors():
-        df = read_head(target, n=n, where=where, rejected=rejected)
+        t = resolve_target(target)
+        for e in t.errors:
+            typer.echo(f"warning: skipped {e.path}: {e.error}", err=True)
+        df = read_head(t, n=n, where=where, rejected=rejected)
     if jsonl:
         for row in df.iter_rows(named=True):
             typer.echo(json.dumps(row, ensure_ascii=False, default=str))

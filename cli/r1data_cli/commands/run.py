@@ -301,10 +301,16 @@ def _print_summary(result, plan) -> None:
         for row in c["dropped"]:
             table.add_row(row["stage"], row["reason"], f"{row['count']:,}", f"{100 * row['count'] / read:.1f}")
         con.print(table)
-    if c["input_errors"]:
-        con.print(f"[bold red]{len(c['input_errors'])} input file(s) could not be fully read[/] (named in the manifest):")
-        for e in c["input_errors"]:
+    broken = [e for e in c["input_errors"] if e.get("kind") != "empty_input"]
+    empty = [e for e in c["input_errors"] if e.get("kind") == "empty_input"]
+    if broken:
+        con.print(f"[bold red]{len(broken)} input file(s) could not be fully read[/] (named in the manifest):")
+        for e in broken:
             con.print(f"  {e['uri']}: {e['error']} ({e['documents_before_error']} documents read before it)", markup=False)
+    if empty:
+        con.print(f"[bold red]{len(empty)} input(s) gave no documents[/] (named in the manifest):")
+        for e in empty:
+            con.print(f"  {e['uri']}: {e['error']}", markup=False)
     con.print(f"output: {result.out_dir}/shards ({c['kept']:,} rows), rejected/ ({c['rejected']:,} rows)")
     con.print(f"manifest: {result.manifest}")
 
