@@ -246,6 +246,15 @@ def test_refused_run_leaves_no_folder(tmp_path):
     assert not out.exists()
 
 
+def test_unlockable_output_is_one_line(tmp_path):
+    from r1data.errors import ConfigError
+    from r1data.run.lock import OutputLock
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=f"^cannot lock the output directory {tmp_path}/file/out: Not a directory$"):
+        OutputLock(tmp_path / "file" / "out").acquire()
+
+
 def test_read_window_refuses_a_missing_or_broken_work_file(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from r1data.errors import R1DataError
+from r1data.errors import ConfigError, R1DataError
 
 LOCK_NAME = ".r1data.lock"
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
@@ -111,18 +111,24 @@ class OutputLock:
         return OutputBusy(f"{self.out_dir} is in use by another r1data run ({who}){extra}; wait for it to end or stop it, then rerun")
 
     def acquire(self) -> "OutputLock":
-        self._made_dir = not self.out_dir.exists()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.use_flock:
-            try:
-                self._acquire_flock()
-            except OSError as e:
-                if e.errno not in _NO_FLOCK:
-                    raise
-                self.use_flock = False
-        if not self.use_flock:
-            self._acquire_exclusive()
-        self._write(_me())
+        try:
+            self._made_dir = not self.out_dir.exists()
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.use_flock:
+                try:
+                    self._acquire_flock()
+                except OSError as e:
+                    if e.errno not in _NO_FLOCK:
+                        raise
+                    self.use_flock = False
+            if not self.use_flock:
+                self._acquire_exclusive()
+            self._write(_me())
+        except OutputBusy:
+            raise
+        except OSError as e:  # a read-only or missing filesystem, no permission
+            self.release()
+            raise ConfigError(f"cannot lock the output directory {self.out_dir}: {e.strerror or e}") from None
         return self
 
     def _acquire_flock(self) -> None:
