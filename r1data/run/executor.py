@@ -7,7 +7,14 @@
   pipelines (dedup) can share one output directory;
 - each task writes one ``stats/[phase/]NNNNN.json`` holding both r1data's counts (from the sink)
   and datatrove's step statistics;
-- the console shows warnings only (corrupt inputs, failures); the full log is in ``logs/``.
+- the console shows warnings only (corrupt inputs, failures); the full log is in ``logs/``;
+- a task is marked complete only once the outputs its last step lists in ``report["outputs"]``
+  (``[path, rows]`` pairs) are on disk with those row counts; its stats file and its marker are
+  written under a temporary name and renamed into place, so a marker never stands for a missing,
+  partial or foreign output.
+
+``LocalExecutor``'s pool workers die with the driver (``die_with``, ``die_with_parent``): a
+driver killed with SIGKILL (an OOM kill) leaves no worker writing beside the rerun.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -36,6 +45,99 @@ def console_logging(level: str = "WARNING") -> None:
     logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty())
 
 
+PR_SET_PDEATHSIG = 1
+KILL_HOOK = "R1DATA_TEST_SIGKILL"
+
+
+def die_with_parent(parent: int | None = None) -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits (``PR_SET_PDEATHSIG``).
+
+    The signal follows the parent *thread* that forked this process. ``parent``: the PID the caller
+    expects as its parent; if it is already gone (it died before this call, too early for the
+    signal), this process kills itself now. Returns False where the call is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True
+
+
+def die_with(pid: int) -> None:
+    """A daemon thread that SIGKILLs this process as soon as process ``pid`` (e.g. the driver) exits.
+
+    Pool workers are children of the forkserver, not of the driver, so the death signal alone
+    would depend on the forkserver noticing; this watches the driver itself (a pidfd, or a poll
+    once a second where pidfds are missing). Children that called ``die_with_parent`` follow."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return
+    except (AttributeError, OSError):
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            import select
+
+            select.select([fd], [], [])  # readable once the process has exited
+        else:
+            import time
+
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="r1data-driver-watch", daemon=True).start()
+
+
+def _pool_worker_init(driver: int) -> None:
+    die_with_parent()
+    die_with(driver)
+
+
+def verify_outputs(outputs) -> None:
+    """Check that every ``[path, rows]`` a task reports is a readable Parquet file of that many rows."""
+    import pyarrow.parquet as pq
+
+    for path, rows in outputs or ():
+        try:
+            n = pq.ParquetFile(path).metadata.num_rows
+        except FileNotFoundError:
+            raise RuntimeError(f"output {path} is missing right after the task wrote it (did another process delete it?)") from None
+        except Exception as e:
+            raise RuntimeError(f"output {path} is unreadable right after the task wrote it: {type(e).__name__}: {e}") from None
+        if n != rows:
+            raise RuntimeError(f"output {path} holds {n} rows but the task wrote {rows} (did another process replace it?)")
+
+
+def _kill_hook(phase: str, rank: int, point: str) -> None:
+    """Test hook: ``R1DATA_TEST_SIGKILL=<phase title>:<rank>[:start|:outputs]`` SIGKILLs this process
+    group when task ``rank`` of that phase starts, or (default) has written and verified its
+    outputs but not yet its stats and marker: a real kill at a real point, for the crash tests."""
+    spec = os.environ.get(KILL_HOOK)
+    if not spec:
+        return
+    parts = spec.split(":")
+    want_phase, want_rank, want_point = parts[0], parts[1] if len(parts) > 1 else "0", parts[2] if len(parts) > 2 else "outputs"
+    if want_phase == (phase or "final") and want_rank == str(rank) and want_point == point:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 class PhaseMixin:
     """Mixed in front of a datatrove executor; see the module docstring."""
 
@@ -48,8 +150,15 @@ class PhaseMixin:
     def is_rank_completed(self, rank: int) -> bool:
         return self.skip_completed and self.logging_dir.isfile(f"{self._sub('completions')}/{rank:05d}")
 
-    def mark_rank_as_completed(self, rank: int) -> None:
-        self.logging_dir.open(f"{self._sub('completions')}/{rank:05d}", "w").close()
+    def _write_atomic(self, path: str, text: str) -> None:
+        folder, name = os.path.split(path)
+        tmp = f"{folder}/.{name}.tmp-{os.getpid()}"
+        with self.logging_dir.open(tmp, "w") as f:
+            f.write(text)
+        self.logging_dir.mv(tmp, path)
+
+    def mark_rank_as_completed(self, rank: int, outputs=None) -> None:
+        self._write_atomic(f"{self._sub('completions')}/{rank:05d}", json.dumps({"outputs": outputs or []}) + "\n")
 
     def get_incomplete_ranks(self, ranks=None, skip_completed=None) -> list[int]:
         if skip_completed is None:
@@ -70,6 +179,7 @@ class PhaseMixin:
         logger.add(logfile, level="DEBUG", format=LOG_FORMAT, colorize=False)
         logger.info(f"task {rank} of {self.world_size} ({self.phase or 'main'}) starting")
         try:
+            _kill_hook(self.phase, rank, "start")
             data = None
             for step in self.pipeline:
                 if callable(step):
@@ -83,9 +193,11 @@ class PhaseMixin:
             stats = PipelineStats(self.pipeline)
             report = getattr(self.pipeline[-1], "report", None) or {}
             if node_rank <= 0:
-                with self.logging_dir.open(f"{self._sub('stats')}/{rank:05d}.json", "w") as f:
-                    json.dump({"r1data": report, "datatrove": json.loads(stats.to_json())}, f, indent=1)
-                self.mark_rank_as_completed(rank)
+                verify_outputs(report.get("outputs"))
+                _kill_hook(self.phase, rank, "outputs")
+                blob = json.dumps({"r1data": report, "datatrove": json.loads(stats.to_json())}, indent=1)
+                self._write_atomic(f"{self._sub('stats')}/{rank:05d}.json", blob)
+                self.mark_rank_as_completed(rank, report.get("outputs"))
             logger.info(f"task {rank} done: {report.get('read', '?')} read, {report.get('kept', '?')} kept")
             return stats
         except Exception as e:
@@ -155,7 +267,9 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
             pending = {}
             submitted = list(queue)
             try:
-                with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=ctx) as pool:
+                with ProcessPoolExecutor(
+                    max_workers=min(self.workers, len(queue)), mp_context=ctx, initializer=_pool_worker_init, initargs=(os.getpid(),)
+                ) as pool:
                     for r in queue:
                         attempts[r] += 1
                         pending[pool.submit(_run_rank, self, r)] = r

@@ -195,15 +195,17 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> int:
     elif out.exists() and any((out / sub).exists() for sub in ("shards", "completions")):
         raise ConfigError(f"{out} holds shards from an unknown run; pass --overwrite to replace them or choose another --output")
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("shards", "rejected"):
+    # files a killed task left under a temporary name (its task will be rerun). Not with Slurm: jobs
+    # of an earlier submission may still be running, on other nodes, and writing theirs
+    for sub in ("shards", "rejected", "work", "completions", "stats") if plan.spec.executor.type != "slurm" else ():
         folder = out / sub
         if folder.exists():
-            for stale in folder.glob(".*.tmp-*"):  # left by a killed task; the task will be rerun
+            for stale in folder.rglob(".*.tmp-*"):
                 stale.unlink(missing_ok=True)
     if not state_path.exists():
         state_path.write_text(json.dumps({"plan_hash": plan.plan_hash(), "config_hash": plan.spec.config_hash(), "tasks": plan.tasks}, indent=1))
     done = out / "completions"
-    return len([p for p in done.rglob("*") if p.is_file()]) if done.exists() else 0
+    return len([p for p in done.rglob("[0-9]*") if p.is_file()]) if done.exists() else 0
 
 
 def execute(
@@ -219,6 +221,21 @@ def execute(
     ``executor.type`` picks where: here (local), Slurm array jobs (``r1data.run.slurm``; with
     ``wait=False`` it returns a ``Submitted`` right after ``sbatch``) or a Ray cluster
     (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors."""
+    from r1data.run.executor import console_logging
+    from r1data.run.lock import OutputLock
+
+    console_logging()
+    # one writer per output directory, taken before anything in it is read or deleted; with Slurm
+    # and wait=False it covers the submission only (the jobs' own markers guard a later rerun)
+    with OutputLock(plan.out_dir) as lock:
+        if lock.stale is not None:
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{plan.out_dir}: took over the lock left by a run that is gone ({lock.stale.describe()})")
+        return _execute_locked(plan, overwrite=overwrite, on_progress=on_progress, wait=wait, on_event=on_event)
+
+
+def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_event) -> RunResult:
     if plan.spec.executor.type == "slurm":
         from r1data.run.slurm import run_on_slurm
 
@@ -227,13 +244,12 @@ def execute(
         from r1data.run.ray import run_on_ray
 
         return run_on_ray(plan, overwrite=overwrite, on_progress=on_progress, on_event=on_event)
-    from r1data.run.executor import LocalExecutor, console_logging
+    from r1data.run.executor import LocalExecutor
     from r1data.run.manifest import now_iso
 
     started = now_iso()
     t0 = time.perf_counter()
     skipped = prepare_output(plan, overwrite)
-    console_logging()
     for phase in plan.phases():
         ex = LocalExecutor(
             phase.pipeline,

@@ -106,6 +106,7 @@ class TaskSink(PipelineStep):
             "input_files": self.reader.report["files"] if self.reader is not None else [],
             "input_errors": self.reader.report["errors"] if self.reader is not None else [],
             "seconds": round(time.perf_counter() - t0, 3),
+            "outputs": [[str(kept_w.path), kept_rows], [str(rej_w.path), rej_rows]],  # checked before the task is marked done
         }
         return
         yield  # a generator that consumes the stream and yields nothing

@@ -95,12 +95,20 @@ class BarrierContext:
         raise KeyError(f"input {input_index} is in no window")
 
     def read_window(self, window: int, columns: list[str]) -> pa.Table:
-        """The listed columns of every live document of a window, in input then record order."""
+        """The listed columns of every live document of a window, in input then record order.
+
+        Every input of the window has a docs file (the map writes one even when it keeps nothing),
+        so a missing or unreadable one is an error, never an empty input: deciding on part of a
+        window would silently change which documents are duplicates."""
         tables = []
         for i in self.windows[window]:
             p = self.docs_path(i)
-            if p.exists():
+            try:
                 tables.append(pq.read_table(p, columns=columns))
+            except FileNotFoundError:
+                raise RuntimeError(f"missing work file {p}: the map phase did not finish or the file was removed (rerun to resume)") from None
+            except (OSError, pa.ArrowException) as e:
+                raise RuntimeError(f"unreadable work file {p}: {type(e).__name__}: {e} (rerun with --overwrite)") from None
         if not tables:
             return pa.table({c: pa.array([], type=pa.string()) for c in columns})
         t = pa.concat_tables(tables)
@@ -131,7 +139,12 @@ class WindowDecisions(ReduceStep):
         rows = ctx.read_window(rank, list(KEY_COLUMNS) + list(self.stage.work_columns))
         decisions = self.stage.decide_window(rows)
         write_decisions(ctx.decisions_path(rank), decisions)
-        return {"window": rank, "documents": rows.num_rows, "decided": decisions.num_rows}
+        return {
+            "window": rank,
+            "documents": rows.num_rows,
+            "decided": decisions.num_rows,
+            "outputs": [[str(ctx.decisions_path(rank)), decisions.num_rows]],
+        }
 
 
 def write_decisions(path: Path, table: pa.Table) -> None:
@@ -315,9 +328,8 @@ class WorkSink(PipelineStep):
             for f in self.reader.assigned_files(rank, world_size):
                 if f.index not in writers:
                     writers[f.index] = ShardWriter(self.ctx.docs_path(f.index), schema)
-            for w in writers.values():
-                w.close()
-            rej.close()
+            outputs = [[str(w.path), w.close()] for w in writers.values()]
+            outputs.append([str(rej.path), rej.close()])
         except BaseException:
             for w in writers.values():
                 w.abort()
@@ -339,6 +351,7 @@ class WorkSink(PipelineStep):
             "funnel": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(funnel.items())],
             "input_files": self.reader.report["files"],
             "input_errors": self.reader.report["errors"],
+            "outputs": outputs,  # checked before the task is marked done
         }
         return
         yield

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.extractors.base import ExtractorSandbox
 from pydantic import Field
 
 from r1data.stages.base import StageConfig, TaggerStage
@@ -22,6 +24,35 @@ class HtmlExtractConfig(StageConfig):
         60.0, gt=0, description="seconds per document before it is dropped as extraction_timeout (generous: a timeout makes output load-dependent)"
     )
     min_chars: int = Field(1, ge=1, description="extractions shorter than this are dropped as extraction_empty")
+
+
+class _Sandbox(ExtractorSandbox):
+    """datatrove's extraction sandbox, with two changes:
+
+    - its process dies with the task process that started it (a killed task must leave nothing
+      running): in a pool worker it is a child of that worker's forkserver, so it watches the task
+      process itself as well as asking for a death signal from its parent;
+    - only what the sandbox process needs is pickled to start it (with forkserver, the default in
+      pool workers): earlier, finished processes in ``all_processes`` cannot be pickled, which made
+      every extraction after a timeout in a pool worker fail."""
+
+    def _ensure_process(self, extract_fn):
+        self._owner = os.getpid()
+        return super()._ensure_process(extract_fn)
+
+    def __getstate__(self):
+        return {"timeout": self.timeout, "warmup_text": self.warmup_text, "_owner": self._owner}
+
+    def __setstate__(self, state):
+        self.__init__(state["timeout"], state["warmup_text"])
+        self._owner = state["_owner"]
+
+    def _worker(self, conn, extract_fn):
+        from r1data.run.executor import die_with, die_with_parent
+
+        die_with_parent()
+        die_with(self._owner)
+        return super()._worker(conn, extract_fn)
 
 
 @register
@@ -47,10 +78,8 @@ class HtmlExtract(TaggerStage):
         self._sandbox = None
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from datatrove.pipeline.extractors.base import ExtractorSandbox
-
         self._ensure_setup()
-        self._sandbox = ExtractorSandbox(timeout=self.config.timeout, warmup_text="")
+        self._sandbox = _Sandbox(timeout=self.config.timeout, warmup_text="")
         try:
             yield from super().run(data, rank, world_size)
         finally:

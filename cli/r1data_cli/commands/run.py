@@ -97,7 +97,7 @@ def run(
     tasks: Tasks = None,
     workers: Workers = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved, validated plan (and the sbatch scripts) and exit.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory instead of resuming it.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory instead of resuming it (refused, like any second run, while another run holds it).")] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     executor: Executor = None,
     partition: Partition = None,
@@ -112,6 +112,7 @@ def run(
 ) -> None:
     """Run a pipeline recipe; rerunning the same command resumes an interrupted run.
 
+    One run per output directory: a second one is refused (exit 2) while the first holds OUTPUT/.r1data.lock.
     With --executor slurm every phase becomes an array job (chained with afterok) and a rerun submits only the unfinished tasks; `r1data status OUT_DIR` shows where each task is."""
     from r1data.run.pipeline import execute, load_spec, plan_run
 
