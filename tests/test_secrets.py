@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from r1data.sources.secrets import random_looking, redact
+from r1data.sources.secrets import random_looking, redact, wordlike
 from r1data.stages.base import reject
 from r1data.stages.code import SecretRedaction, SecretRedactionConfig
 
@@ -119,6 +119,8 @@ def test_high_entropy_string_next_to_a_key_id():
         'client_id = "my_client"\nself.handlerClassName = "RequestHandlerFactory"\n',
         "app_id = 'com.example.app'\nurl = 'https://example.com/api/v2/resources/list'\n",
         "keyid = 1\nLONG = 'ThisIsAnIdentifierName'\n",
+        # words joined by separators, dotted names (met near key ids in boto3 and botocore)
+        "KeyId = k\nh = 'X-Amz-Content-SHA256'\nev = 'before-call.signin.CreateOAuth2Token'\ncls = 'creating-resource-class.ec2.Instance'\n",
         # the AWS documentation's key id pattern without a secret beside it
         "prefix = 'AKIA'\nmsg = 'an access key id starts with AKIA'\n",
     ],
@@ -132,6 +134,7 @@ def test_random_looking():
     assert not random_looking("da39a3ee5e6b4b0d3255bfef95601890afd80709")  # hexadecimal
     assert not random_looking("ThisIsAnIdentifierName")  # no digit
     assert not random_looking("aaaaaaaaaaaaaaaaaaaaAAAAAAAAAAA1")  # low entropy
+    assert wordlike("X-Amz-Content-SHA256") and not wordlike(NEAR_CLIENT_ID)
 
 
 def test_by_content_off_is_the_released_behaviour():

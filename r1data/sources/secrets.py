@@ -19,7 +19,8 @@ default), the way gitleaks and detect-secrets pair a key id with its secret:
   least 3.5 bits a character, within ``NEAR`` characters of an AWS access key id (``AKIA...``, or
   the ``<AWS_ACCESS_KEY_ID>`` an earlier pass left): ``return 'AKIA...', 'wJalr...'``.
 - ``high_entropy_string``: a quoted literal of 20-200 characters of that kind (both cases and a
-  digit, not hexadecimal, entropy >= 3.5) within ``NEAR`` characters of a key id: an AWS access
+  digit, not hexadecimal, entropy >= 3.5, not words joined by ``-``/``_``/``/``: ``X-Amz-Content-SHA256``)
+  within ``NEAR`` characters of a key id: an AWS access
   key id or an identifier ending in ``key_id``/``client_id``/``app_id``/``consumer_key`` (any
   case, ``_``/``-`` or none). A lone high-entropy string is *not* redacted: hashes in lock files,
   git SHAs, test vectors and identifiers in ordinary code are left alone.
@@ -134,7 +135,8 @@ _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|<AWS_ACCESS_KEY_ID>")
 # text, as a case-insensitive regex scan is far slower
 _KEY_ID_NAMES = tuple(f"{a}{sep}{b}" for a, b in (("key", "id"), ("client", "id"), ("app", "id"), ("consumer", "key")) for sep in ("", "_", "-"))
 _AWS_SECRET_RUN = re.compile(r"(?<![A-Za-z0-9/+=_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_-])")
-_QUOTED = re.compile(r"(['\"`])([A-Za-z0-9+/=_.~-]{20,200})\1")
+_QUOTED = re.compile(r"(['\"`])([A-Za-z0-9+/=_-]{20,200})\1")
+_SEPARATORS = re.compile(r"[-_/+=]+")
 _HEX = re.compile(r"[0-9a-fA-F]+$")
 MIN_ENTROPY = 3.5
 
@@ -177,35 +179,39 @@ def _aws_secret_near_key_id(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _key_id_anchors(text: str) -> list[tuple[int, int]]:
-    """Merged ranges of ``NEAR`` characters around AWS key ids and key-id names."""
-    found = [m.span() for m in _AWS_KEY_ID.finditer(text)] if ("AKIA" in text or "ASIA" in text or "<AWS_" in text) else []
-    low = text.lower()
+def _near_key_id(text: str, start: int, end: int) -> bool:
+    """Whether an AWS access key id or a key-id name is within ``NEAR`` characters of ``text[start:end]``."""
+    lo = max(0, start - NEAR)
+    window = text[lo : end + NEAR]
+    if ("AKIA" in window or "ASIA" in window or "<AWS_" in window) and _AWS_KEY_ID.search(window):
+        return True
+    low = window.lower()
     for name in _KEY_ID_NAMES:
         i = low.find(name)
         while i != -1:
             j = i + len(name)
             if j >= len(low) or not low[j].isalnum():
-                found.append((i, j))
+                return True
             i = low.find(name, j)
-    found.sort()
-    merged: list[list[int]] = []
-    for a, b in found:
-        a, b = max(0, a - NEAR), b + NEAR
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
+    return False
+
+
+def wordlike(s: str) -> bool:
+    """Separated words, not a token: ``X-Amz-Content-SHA256``, ``before_call_CreateToken``."""
+    pieces = [p for p in _SEPARATORS.split(s) if p]
+    return len(pieces) >= 3 and 2 * sum(p.isalpha() and len(p) >= 3 for p in pieces) >= len(pieces)
 
 
 def _high_entropy_spans(text: str) -> list[tuple[int, int]]:
+    # the candidates (quoted, random-looking) are rare: find them first, then look around each
     spans = []
-    for a, b in _key_id_anchors(text):
-        for m in _QUOTED.finditer(text, a, min(b, len(text))):
-            value = m.group(2)
-            if random_looking(value) and not _AWS_KEY_ID.fullmatch(value) and not _PLACEHOLDER.match(value):
-                spans.append(m.span(2))
+    for m in _QUOTED.finditer(text):
+        value = m.group(2)
+        if (
+            random_looking(value) and not wordlike(value) and not _AWS_KEY_ID.fullmatch(value) and not _PLACEHOLDER.match(value)
+            and _near_key_id(text, *m.span(2))
+        ):
+            spans.append(m.span(2))
     return spans
 
 
