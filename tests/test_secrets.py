@@ -270,3 +270,43 @@ def test_no_planted_secret_anywhere_in_a_code_run(tmp_path):
             grep_secrets(json.dumps(pq.read_table(f).to_pylist(), default=str), f"{f} (decoded)")
         n += 1
     assert n > 5 and any(f.suffix == ".parquet" for f in out.rglob("*"))
+
+
+def test_redaction_after_a_multi_phase_barrier_reaches_every_row(tmp_path):
+    """exact_dedup in its multi form cuts the run in phases: the reader's rejections and the live
+    documents are written (rejected/, work/) before secret_redaction runs; the sinks redact them."""
+    from r1data.config.spec import Overrides
+    from r1data.run.pipeline import execute, load_spec, plan_run
+
+    src = tmp_path / "src"
+    for rel, text in leaky_files("repo").items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    (src / "repo" / "copy.py").write_text(leaky_files("repo")["repo/ok.py"])  # an exact duplicate of ok.py
+    out = tmp_path / "out"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""\
+name: code-dedup
+inputs: [{src / 'repo'}]
+stages:
+  - stage: code_reader
+  - stage: code_quality
+  - stage: exact_dedup
+    mode: multi
+  - stage: secret_redaction
+output:
+  path: {out}
+""")
+    execute(plan_run(load_spec(recipe, Overrides())), overwrite=True)
+    rejected = [r for f in sorted((out / "rejected").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    reasons = sorted((r["path"], r["reason"]) for r in rejected)
+    assert reasons[:2] == [("config.env", "unknown_language"), ("gen.py", "generated")], reasons
+    assert reasons[2][1] == "exact_duplicate" and reasons[2][0] in ("copy.py", "ok.py") and reasons[3] == ("wide.py", "max_line_length")
+    assert any(f.name.startswith("01-") for f in (out / "rejected").glob("*.parquet"))  # written by the map phase
+    for row in rejected:
+        assert json.loads(row["meta"])["redactions"], row["path"]
+    for f in sorted(out.rglob("*")):
+        if f.is_file():
+            grep_secrets(f.read_bytes(), str(f))
+            if f.suffix == ".parquet":
+                grep_secrets(json.dumps(pq.read_table(f).to_pylist(), default=str), f"{f} (decoded)")
