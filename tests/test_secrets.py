@@ -310,3 +310,27 @@ output:
             grep_secrets(f.read_bytes(), str(f))
             if f.suffix == ".parquet":
                 grep_secrets(json.dumps(pq.read_table(f).to_pylist(), default=str), f"{f} (decoded)")
+
+
+def test_code_v1_output_is_unchanged_but_head_and_show_print_no_secret(tmp_path):
+    """code-v1 is released: its rejected rows keep their text (and its AWS secrets are found by
+    name only). ``head``/``show`` still print what the recipe redacts redacted."""
+    src = tmp_path / "repo"
+    src.mkdir()
+    (src / "config.env").write_text(f"AWS_ACCESS_KEY_ID={AWS_ID}\nGITHUB_TOKEN={GITHUB}\nADMIN={EMAIL}\n")
+    (src / "ok.py").write_text(f"def creds():\n    return '{AWS_ID}', '{AWS_SECRET}'\n")
+    recipe = tmp_path / "code-v1.yaml"
+    recipe.write_text((ROOT / "pipelines" / "code.yaml").read_text().replace("policy: code-v2", "policy: code-v1"))
+    out = tmp_path / "out"
+    proc = r1data("run", str(recipe), "--input", str(src), "--output", str(out), "--overwrite", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rej] = pq.read_table(out / "rejected").to_pylist()
+    [kept] = pq.read_table(out / "shards").to_pylist()
+    assert GITHUB in rej["text"] and AWS_ID in rej["text"]  # as released
+    assert kept["text"] == "def creds():\n    return '<AWS_ACCESS_KEY_ID>', '" + AWS_SECRET + "'\n"  # as released: found by name only
+    for args in (["head", str(out), "--rejected", "--chars", "0"], ["head", str(out), "--rejected", "--jsonl"], ["show", rej["id"], str(out)]):
+        p = r1data(*args)
+        assert p.returncode == 0, p.stderr[-2000:]
+        for s in (AWS_ID, GITHUB, EMAIL):
+            assert s not in p.stdout, (args, s)
+        assert "<GITHUB_TOKEN>" in p.stdout

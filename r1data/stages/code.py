@@ -358,6 +358,7 @@ class SecretRedaction(TaggerStage):
     """
 
     name = "secret_redaction"
+    version = 2  # 2: by_content, redact_rejected
     Config = SecretRedactionConfig
     example = """\
 - stage: secret_redaction
