@@ -34,6 +34,8 @@ STRIPE = "sk_live_51Hq8ZpLk2Xv9Tn4Wm7Rc3Yb"
 STRIPE_RK = "rk_live_51Hq8ZpLk2Xv9Tn4Wm7Rc3Yc"
 GOOGLE_KEY = "AIzaSyB3x9Qm2Lp7Kv4Tn8Wr1Ys6Zd0Fh5Jc2Ge"
 GOOGLE_OAUTH = "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"
+SENDGRID = "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"
+AZURE = "Qm9ndXNBenVyZVN0b3JhZ2VLZXlGb3JUZXN0cy0wMTIzNDU2Nzg5YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eQ=="
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7q2Lm"
 PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\nQm9ndXNLZXlNYXRlcmlhbEZvclRlc3Rz\n-----END RSA PRIVATE KEY-----"
 GCP_KEY_BODY = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDq9Xz"
@@ -43,7 +45,7 @@ NEAR_CLIENT_ID = "Zq8xK2mN4pR7sT1vW3yA5bC9dE6fG0hJ"
 EMAIL = "ops.lead@acme-corp.io"
 PASSWORD = "s3cr3t-v@lue-42"
 
-PLANTED = [AWS_ID, AWS_SECRET, GITHUB, GITHUB_PAT, SLACK, SLACK_HOOK, STRIPE, STRIPE_RK, GOOGLE_KEY, GOOGLE_OAUTH, PEM_BODY,
+PLANTED = [AWS_ID, AWS_SECRET, GITHUB, GITHUB_PAT, SLACK, SLACK_HOOK, STRIPE, STRIPE_RK, GOOGLE_KEY, GOOGLE_OAUTH, SENDGRID, AZURE, PEM_BODY,
            GCP_KEY_BODY, GCP_KEY_ID, JWT, NEAR_CLIENT_ID, EMAIL, PASSWORD]
 
 
@@ -59,6 +61,8 @@ FORMATS = [
     (STRIPE_RK, "stripe_key", "stripe_restricted"),
     (GOOGLE_KEY, "google_api_key", "GOOGLE_API_KEY"),
     (GOOGLE_OAUTH, "google_oauth_client_secret", "GOOGLE_CLIENT_SECRET"),
+    (SENDGRID, "sendgrid_key", "SENDGRID_API_KEY"),
+    (f"DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={AZURE};EndpointSuffix=core.windows.net", "azure_storage_key", "AZURE_STORAGE"),
     (PEM, "private_key", "PRIVATE_KEY"),
     (JWT, "jwt", "session_jwt"),
 ]
@@ -180,7 +184,8 @@ def leaky_files(tag: str) -> dict[str, str]:
     unnamed = (
         f"def creds():\n    return '{AWS_ID}', '{AWS_SECRET}'\n\n\n"
         f"def endpoints():\n    return [\n        '{GITHUB}',\n        '{GITHUB_PAT}',\n        '{SLACK}',\n        '{SLACK_HOOK}',\n"
-        f"        '{STRIPE}',\n        '{STRIPE_RK}',\n        '{GOOGLE_KEY}',\n        '{GOOGLE_OAUTH}',\n        '{JWT}',\n    ]\n\n\n"
+        f"        '{STRIPE}',\n        '{STRIPE_RK}',\n        '{GOOGLE_KEY}',\n        '{GOOGLE_OAUTH}',\n        '{JWT}',\n        '{SENDGRID}',\n"
+        f"        'DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={AZURE};EndpointSuffix=core.windows.net',\n    ]\n\n\n"
         f'CONFIG = {{"client_id": "svc", "value": "{NEAR_CLIENT_ID}"}}\nOWNER = "{EMAIL}"\ndb_password = "{PASSWORD}"\n'
         f'KEY = """{PEM}"""\n'
     )

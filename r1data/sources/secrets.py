@@ -6,7 +6,7 @@
 
 Only counts per kind are returned: the secrets themselves are never kept, logged or written.
 Patterns are the formats the issuers document (AWS, GitHub, GitLab, Slack, Google, Stripe,
-OpenAI, Hugging Face, npm, PyPI, JWT, PEM private keys) plus assignments of a quoted literal to a
+OpenAI, Hugging Face, npm, PyPI, SendGrid, Azure storage, JWT, PEM private keys) plus assignments of a quoted literal to a
 name like ``password``/``secret``/``api_key`` (after StarCoder's PII redaction). Kinds are applied
 in a fixed order, each on the text the previous ones left, so a private key block is one private
 key and not also a handful of tokens.
@@ -63,6 +63,9 @@ _PATTERNS: dict[str, tuple[tuple[str, ...], re.Pattern, int]] = {
     "pypi_token": (("pypi-",), re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"), 0),
     "jwt": (("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), 0),
     "google_oauth_client_secret": (("GOCSPX-",), re.compile(r"\bGOCSPX-[A-Za-z0-9_-]{28}(?![A-Za-z0-9_-])"), 0),
+    "sendgrid_key": (("SG.",), re.compile(r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"), 0),
+    # the account key in an Azure storage connection string (base64 of 64 bytes)
+    "azure_storage_key": (("AccountKey=",), re.compile(r"AccountKey=([A-Za-z0-9+/]{86}==)"), 1),
     # "password" and "email" are found from the positions of their keywords / "@" (see below)
     "password": ((), None, 2),
     # found near key ids (see the module docstring): after every named format, so those win
@@ -77,7 +80,7 @@ _PATTERNS: dict[str, tuple[tuple[str, ...], re.Pattern, int]] = {
 
 KINDS: tuple[str, ...] = tuple(_PATTERNS)
 #: kinds added after the code-v1 policy was released (it lists its kinds, so it does not get them)
-CONTENT_KINDS: tuple[str, ...] = ("google_oauth_client_secret", "high_entropy_string")
+CONTENT_KINDS: tuple[str, ...] = ("google_oauth_client_secret", "sendgrid_key", "azure_storage_key", "high_entropy_string")
 #: what ``redact`` looks for unless told otherwise (IP addresses are mostly examples in code)
 DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "ip_address")
 #: RFC 2606 / 6761 names for examples: addresses there are not anyone's
