@@ -349,13 +349,11 @@ class SecretRedactionConfig(StageConfig):
 
 @register
 class SecretRedaction(TaggerStage):
-    """Redact API keys, tokens, private keys, passwords and e-mail addresses; record counts per kind in `redactions`.
+    """Redact API keys, tokens, private keys, passwords and e-mail addresses, rejected documents too; counts per kind in `redactions`."""
 
-    With ``redact_rejected`` (the default) the run's sinks also pass every rejected document
-    through ``scrub`` before writing it, wherever it was rejected: by an earlier stage, by the
-    reader, in an earlier phase. Whatever the recipe redacts is then absent from ``rejected/`` as
-    from ``shards/`` (and so from ``r1data head --rejected``/``show``).
-    """
+    # With redact_rejected (the default) the run's sinks pass every row through ``scrub`` before
+    # writing it, wherever it was rejected: by an earlier stage, by the reader, in an earlier phase.
+    # Whatever the recipe redacts is then absent from rejected/ as from shards/.
 
     name = "secret_redaction"
     version = 2  # 2: by_content, redact_rejected
