@@ -76,7 +76,10 @@ class Plan:
             BarrierApply, BarrierContext, BarrierMap, BarrierStage, ReduceRunner, WorkReader, WorkSink, make_windows,
         )
 
+        from r1data.stages.code import scrubbers
+
         steps = [s.build() for s in self.spec.stages]
+        scrub = scrubbers(steps)  # the recipe's redactors: every sink passes every row it writes through them
         reader = steps[0]
         assert isinstance(reader, ReaderStage)
         reader.files = list(self.inputs)
@@ -107,7 +110,7 @@ class Plan:
                 ctx = BarrierContext(work_dir=str(self.out_dir / "work" / st.label), windows=make_windows(n, st.config.window))
                 map_name = f"{k:02d}-{st.label}-map"
                 tasks = close_segment(singles)
-                phases.append(Phase(map_name, tasks, segment + [BarrierMap(st), WorkSink(ctx, cols, st.work_schema(), str(self.out_dir), map_name, seg_reader)]))
+                phases.append(Phase(map_name, tasks, segment + [BarrierMap(st), WorkSink(ctx, cols, st.work_schema(), str(self.out_dir), map_name, seg_reader, scrub)]))
                 for step in st.reduce_steps():
                     k = len(phases) + 1
                     phases.append(Phase(f"{k:02d}-{st.label}-{step.name}", step.tasks(ctx), [ReduceRunner(step, ctx, st.label)]))
@@ -120,7 +123,8 @@ class Plan:
                 segment.append(st)
         tasks = close_segment(singles)
         sink = TaskSink(
-            self.out_dir, cols, row_group_rows=self.spec.output.row_group_rows, compression=self.spec.output.compression, reader=seg_reader
+            self.out_dir, cols, row_group_rows=self.spec.output.row_group_rows, compression=self.spec.output.compression, reader=seg_reader,
+            scrub=scrub,
         )
         phases.append(Phase("", tasks, segment + [sink]))
         return phases

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from r1data.io.schema import rejected_schema, shard_schema
@@ -38,6 +38,7 @@ class TaskSink(PipelineStep):
         row_group_rows: int = 2048,
         compression: str = "zstd",
         reader: ReaderStage | None = None,
+        scrub: list[Callable[[Document], None]] | None = None,
     ):
         super().__init__()
         self.out_dir = Path(out_dir)
@@ -47,6 +48,9 @@ class TaskSink(PipelineStep):
         self.row_group_rows = row_group_rows
         self.compression = None if compression == "none" else compression
         self.reader = reader
+        # the recipe's redactors (secret_redaction's scrub): every row passes them before it is written,
+        # so a document rejected before the redaction stage is redacted all the same
+        self.scrub = list(scrub or ())
         self.report: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -69,6 +73,8 @@ class TaskSink(PipelineStep):
                 g = doc.metadata.get(GENERATED_KEY)
                 if g:
                     generated[g] += 1
+                for scrub in self.scrub:
+                    scrub(doc)
                 r = rejection(doc)
                 if r is None:
                     kept_w.write(doc)

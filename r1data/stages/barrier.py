@@ -283,8 +283,12 @@ class WorkSink(PipelineStep):
     type = "r1data"
     name = "work sink"
 
-    def __init__(self, ctx: BarrierContext, stage_columns: dict[str, str], work_fields: list[pa.Field], out_dir: str, phase: str, reader: ReaderStage):
+    def __init__(
+        self, ctx: BarrierContext, stage_columns: dict[str, str], work_fields: list[pa.Field], out_dir: str, phase: str, reader: ReaderStage,
+        scrub: list | None = None,
+    ):
         super().__init__()
+        self.scrub = list(scrub or ())  # the recipe's redactors, applied to every row written (see TaskSink)
         self.ctx = ctx
         self.stage_columns = stage_columns
         self.work_fields = work_fields
@@ -313,6 +317,8 @@ class WorkSink(PipelineStep):
                 g = doc.metadata.get(GENERATED_KEY)
                 if g:
                     generated[g] += 1
+                for scrub in self.scrub:
+                    scrub(doc)
                 if is_rejected(doc):
                     rej.write(doc)
                     rejected += 1

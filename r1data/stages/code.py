@@ -331,6 +331,9 @@ class CodeQuality(FilterStage):
 # ------------------------------------------------------------------------------------------------
 # secrets
 
+#: labels of the secret_redaction stages that redacted a document (working state, never written)
+REDACTED_KEY = "_redacted"
+
 SecretKind = Literal[KINDS]  # type: ignore[valid-type]
 
 
@@ -338,13 +341,22 @@ class SecretRedactionConfig(StageConfig):
     kinds: list[SecretKind] = Field(list(DEFAULT_KINDS), description="what to redact (ip_address is off by default)")
     keep_email_domains: list[str] = Field(list(EXAMPLE_DOMAINS), description="addresses at these domains are examples, kept as they are")
     drop_if: list[SecretKind] = Field([], description="reject documents that contained these kinds (reason contains_<kind>) instead of keeping them redacted")
+    by_content: bool = Field(True, description="also find secrets by their surroundings: a 40-character secret key next to an AWS key id, high-entropy strings next to key ids (code-v1: false)")
+    redact_rejected: bool = Field(
+        True, description="redact documents rejected before this stage too (or in an earlier phase), so rejected/ holds no secret either (code-v1: false)"
+    )
 
 
 @register
 class SecretRedaction(TaggerStage):
-    """Redact API keys, tokens, private keys, passwords and e-mail addresses; record counts per kind in `redactions`."""
+    """Redact API keys, tokens, private keys, passwords and e-mail addresses, rejected documents too; counts per kind in `redactions`."""
+
+    # With redact_rejected (the default) the run's sinks pass every row through ``scrub`` before
+    # writing it, wherever it was rejected: by an earlier stage, by the reader, in an earlier phase.
+    # Whatever the recipe redacts is then absent from rejected/ as from shards/.
 
     name = "secret_redaction"
+    version = 2  # 2: by_content, redact_rejected
     Config = SecretRedactionConfig
     example = """\
 - stage: secret_redaction
@@ -352,16 +364,37 @@ class SecretRedaction(TaggerStage):
   drop_if: [private_key]
 """
 
-    def tag(self, doc: Document) -> str | None:
+    def _redact(self, doc: Document) -> dict[str, int]:
         from r1data.sources.secrets import redact
 
         c = self.config
-        text, counts = redact(doc.text, c.kinds, c.keep_email_domains)
-        if not counts:
-            return None
-        doc.text = text
-        doc.metadata["redactions"] = counts
-        for kind in c.drop_if:
-            if kind in counts:
+        doc.metadata[REDACTED_KEY] = (*doc.metadata.get(REDACTED_KEY, ()), self.label)
+        if not isinstance(doc.text, str) or not doc.text:
+            return {}
+        text, counts = redact(doc.text, c.kinds, c.keep_email_domains, c.by_content)
+        if counts:
+            doc.text = text
+            prior = doc.metadata.get("redactions") or {}
+            doc.metadata["redactions"] = {k: prior.get(k, 0) + counts.get(k, 0) for k in sorted(set(prior) | set(counts))}
+        return counts
+
+    def tag(self, doc: Document) -> str | None:
+        counts = self._redact(doc)
+        # counts of an earlier pass (a work sink scrubbed the document in an earlier phase) count too
+        found = set(counts) | set(doc.metadata.get("redactions") or {})
+        for kind in self.config.drop_if:
+            if kind in found:
                 return f"contains_{kind}"
         return None
+
+    def scrub(self, doc: Document) -> None:
+        """Redact a document about to be written that has not passed this stage (rejected before it)."""
+        if self.config.redact_rejected and self.label not in doc.metadata.get(REDACTED_KEY, ()):
+            self._ensure_setup()
+            self._redact(doc)
+
+
+def scrubbers(steps) -> list:
+    """The ``scrub`` of every stage in ``steps`` that redacts rejected documents too: the sinks pass
+    every row they write through these (a no-op for a row the stage has already redacted)."""
+    return [s.scrub for s in steps if isinstance(s, SecretRedaction) and s.config.redact_rejected]

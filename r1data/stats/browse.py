@@ -56,8 +56,38 @@ def parse_where(where: str, columns: list[str]) -> pl.Expr:
     return expr
 
 
+def display_redactor(t: Target):
+    """``text -> text`` applying the run's ``secret_redaction`` stages (from its manifest), or None.
+
+    ``head`` and ``show`` pass every text they return through it, so a run written before rejected
+    rows were redacted (or under a policy that does not redact them, code-v1) shows no secret the
+    recipe redacts either."""
+    stages = ((t.manifest or {}).get("config") or {}).get("stages") or []
+    configs = [s for s in stages if isinstance(s, dict) and s.get("stage") == "secret_redaction"]
+    if not configs:
+        return None
+    from r1data.sources.secrets import DEFAULT_KINDS, EXAMPLE_DOMAINS, KINDS, redact
+
+    passes = []
+    for c in configs:
+        kinds = [k for k in (c.get("kinds") or DEFAULT_KINDS) if k in KINDS]
+        # a manifest from before by_content existed: its runs found AWS secret keys by name only
+        passes.append((kinds, tuple(c.get("keep_email_domains") or EXAMPLE_DOMAINS), bool(c.get("by_content", False))))
+
+    def apply(text):
+        if not isinstance(text, str) or not text:
+            return text
+        for kinds, keep, by_content in passes:
+            text = redact(text, kinds, keep, by_content)[0]
+        return text
+
+    return apply
+
+
 def head(target: str | list[str] | Target, n: int = 5, where: str | None = None, rejected: bool = False) -> pl.DataFrame:
-    """The first ``n`` documents (in file order) of the kept shards, or of ``rejected/``, matching ``where``."""
+    """The first ``n`` documents (in file order) of the kept shards, or of ``rejected/``, matching ``where``.
+
+    Texts pass the run's redaction (``display_redactor``)."""
     t = target if isinstance(target, Target) else resolve_target(target)
     files = t.rejected if rejected else t.kept
     if not files:
@@ -68,11 +98,15 @@ def head(target: str | list[str] | Target, n: int = 5, where: str | None = None,
     if where is not None:
         lf = lf.filter(parse_where(where, columns))
     try:
-        return lf.head(n).collect(engine="streaming")
+        df = lf.head(n).collect(engine="streaming")
     except pl.exceptions.PolarsError as e:
         if where is not None:
             raise WhereError(f"--where: cannot evaluate {where!r}: {_one_line(e)}") from None
         raise
+    scrub = display_redactor(t)
+    if scrub is not None and "text" in df.columns and df.height:
+        df = df.with_columns(pl.Series("text", [scrub(x) for x in df["text"].to_list()], dtype=df.schema["text"]))
+    return df
 
 
 @dataclass
@@ -134,7 +168,10 @@ def find_document(doc_id: str, targets: list[str] | None = None, limit: int = 10
 
 
 def _describe(doc: Found, t: Target) -> Found:
-    """Add the rejecting stage's config, the stages it passed, and its duplicate cluster."""
+    """Add the rejecting stage's config, the stages it passed, and its duplicate cluster; redact its text."""
+    scrub = display_redactor(t)
+    if scrub is not None and "text" in doc.row:
+        doc.row["text"] = scrub(doc.row["text"])
     order = t.stage_order()
     stage = doc.row.get("stage")
     if doc.rejected and stage in order:
