@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import tarfile
@@ -207,3 +208,50 @@ def test_a_failed_manifest_write_leaves_the_old_file_and_no_tmp(tmp_path):
     assert res.returncode != 0 and "File too large" in res.stderr
     assert target.read_text() == '{"old": true}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def _small_run(tmp_path: Path) -> Path:
+    import json as _json
+
+    rows = [{"id": f"d{i:03d}", "text": f"Document number {i}. " + "Some words that fill the page. " * 40} for i in range(300)]
+    src = tmp_path / "in"
+    src.mkdir()
+    for part in range(3):
+        (src / f"p{part}.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows[part * 100 : (part + 1) * 100]))
+    recipe = tmp_path / "r.yaml"
+    out = tmp_path / "out"
+    recipe.write_text(
+        f"name: small\ninputs: [{src}]\nstages:\n  - stage: jsonl_reader\n    source: t\n"
+        f"output: {{path: {out}}}\nexecutor: {{type: local, tasks: 3, workers: 1}}\n"
+    )
+    res = r1data_cmd("run", recipe, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out
+
+
+def test_head_and_show_name_a_truncated_or_corrupt_shard(tmp_path):
+    out = _small_run(tmp_path)
+    shards = sorted((out / "shards").glob("*.parquet"))
+    assert len(shards) == 3
+    # shard 0: cut short (no footer); shard 1: data pages overwritten, footer intact
+    data = shards[0].read_bytes()
+    shards[0].write_bytes(data[: len(data) // 2])
+    data = bytearray(shards[1].read_bytes())
+    mid = len(data) // 2
+    data[mid - 2000 : mid + 2000] = bytes(4000)
+    shards[1].write_bytes(bytes(data))
+    first_ids = {pq.read_table(shards[2]).column("id")[0].as_py()}
+
+    res = r1data_cmd("head", out, "-n", "3", "--jsonl")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    warned = [x for x in res.stderr.splitlines() if x.startswith("warning: skipped")]
+    assert any(shards[0].name in x for x in warned) and any(shards[1].name in x for x in warned), res.stderr
+    got = [json.loads(x)["id"] for x in res.stdout.splitlines()]
+    assert got and got[0] in first_ids
+
+    res = r1data_cmd("show", "d000", out)  # d000 lived in the truncated shard
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "could not be read" in res.stderr and shards[0].name in res.stderr
+    res = r1data_cmd("show", "d250", out)
+    assert res.returncode == 0, res.stderr

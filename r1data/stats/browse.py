@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from r1data.errors import InputError, R1DataError
-from r1data.stats.sources import ShardFile, Target, _one_line, resolve_target
+from r1data.stats.sources import FileError, ShardFile, Target, _one_line, resolve_target
 
 
 class WhereError(R1DataError):
@@ -94,19 +94,44 @@ def head(target: str | list[str] | Target, n: int = 5, where: str | None = None,
         what = "rejected documents" if rejected else "kept shards"
         raise InputError(f"{t.label}: no {what} to read" + ("" if rejected else " (try --rejected)"))
     columns = list(dict.fromkeys(c for f in files for c in f.columns))
-    lf = _scan(files)
-    if where is not None:
-        lf = lf.filter(parse_where(where, columns))
+    cond = parse_where(where, columns) if where is not None else None
+
+    def collect(fs: list[ShardFile]) -> pl.DataFrame:
+        lf = _scan(fs)
+        if cond is not None:
+            lf = lf.filter(cond)
+        return lf.head(n).collect(engine="streaming")
+
     try:
-        df = lf.head(n).collect(engine="streaming")
-    except pl.exceptions.PolarsError as e:
-        if where is not None:
-            raise WhereError(f"--where: cannot evaluate {where!r}: {_one_line(e)}") from None
-        raise
+        df = collect(files)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        good = readable_files(files, t)
+        if len(good) == len(files):
+            if where is not None:
+                raise WhereError(f"--where: cannot evaluate {where!r}: {_one_line(e)}") from None
+            raise InputError(f"{t.label}: cannot read the shards: {_one_line(e)}") from None
+        if not good:
+            raise InputError(f"{t.label}: none of the {len(files)} shard(s) could be read; first: {t.errors[-1].line()}") from None
+        df = collect(good)
     scrub = display_redactor(t)
     if scrub is not None and "text" in df.columns and df.height:
         df = df.with_columns(pl.Series("text", [scrub(x) for x in df["text"].to_list()], dtype=df.schema["text"]))
     return df
+
+
+def readable_files(files: list[ShardFile], t: Target) -> list[ShardFile]:
+    """The files whose data can be decoded; each other one is added to ``t.errors`` (named, with why).
+
+    Run only after reading failed: a shard whose footer is fine but whose data pages are corrupt
+    (a partial copy, bit rot) is found by decoding each file in full."""
+    good = []
+    for f in files:
+        try:
+            pl.scan_parquet(f.path).select(pl.all().hash()).collect(engine="streaming")
+            good.append(f)
+        except Exception as e:  # any decoding failure names the file; the others are still read
+            t.errors.append(FileError(f.path, f"unreadable data: {_one_line(e)}"))
+    return good
 
 
 @dataclass
@@ -150,21 +175,37 @@ def _lookup(files: list[ShardFile], cond: pl.Expr, limit: int) -> list[tuple[str
     return [(row.pop("_file"), row) for row in df.iter_rows(named=True)]
 
 
-def find_document(doc_id: str, targets: list[str] | None = None, limit: int = 10) -> tuple[list[Found], bool]:
+def find_document(
+    doc_id: str, targets: list[str] | None = None, limit: int = 10, errors: list[FileError] | None = None
+) -> tuple[list[Found], bool]:
     """Find ``doc_id`` in the kept and rejected files of each target.
 
     Returns (documents, exact): an exact id match if there is one, else up to ``limit`` documents
-    whose id starts with ``doc_id`` (``exact`` is False then)."""
+    whose id starts with ``doc_id`` (``exact`` is False then). Files that cannot be read are left
+    out and appended to ``errors``."""
     resolved = [resolve_target(d) for d in (targets or default_targets())]
+
+    def lookup(t: Target, kind: str, cond: pl.Expr, n: int) -> list[tuple[str, dict]]:
+        try:
+            return _lookup(getattr(t, kind), cond, n)
+        except (pl.exceptions.PolarsError, OSError):  # a corrupt file: name it, look in the others
+            setattr(t, kind, readable_files(getattr(t, kind), t))
+            return _lookup(getattr(t, kind), cond, n)
+
+    result: tuple[list[Found], bool] = ([], True)
     for cond, exact in ((pl.col("id") == doc_id, True), (pl.col("id").str.starts_with(doc_id), False)):
         found: list[Found] = []
         for t in resolved:
-            for is_rej, files in ((False, t.kept), (True, t.rejected)):
-                for path, row in _lookup(files, cond, limit - len(found)):
+            for is_rej, kind in ((False, "kept"), (True, "rejected")):
+                for path, row in lookup(t, kind, cond, limit - len(found)):
                     found.append(_describe(Found(path, is_rej, row, t.run_dir, t.manifest), t))
         if found:
-            return found, exact
-    return [], True
+            result = (found, exact)
+            break
+    if errors is not None:
+        for t in resolved:
+            errors.extend(t.errors)
+    return result
 
 
 def _describe(doc: Found, t: Target) -> Found:

@@ -75,9 +75,11 @@ def head(
 
     with user_errors():
         t = resolve_target(target)
-        for e in t.errors:
-            typer.echo(f"warning: skipped {e.path}: {e.error}", err=True)
-        df = read_head(t, n=n, where=where, rejected=rejected)
+        try:
+            df = read_head(t, n=n, where=where, rejected=rejected)
+        finally:
+            for e in t.errors:
+                typer.echo(f"warning: skipped {e.path}: {e.error}", err=True)
     if jsonl:
         for row in df.iter_rows(named=True):
             typer.echo(json.dumps(row, ensure_ascii=False, default=str))
@@ -111,11 +113,15 @@ def show(
     """
     from r1data.stats.browse import find_document
 
+    errors: list = []
     with user_errors():
-        found, exact = find_document(doc_id, out_dir)
+        found, exact = find_document(doc_id, out_dir, errors=errors)
+    for e in errors:
+        typer.echo(f"warning: skipped {e.path}: {e.error}", err=True)
     if not found:
         where = ", ".join(out_dir) if out_dir else "the runs under ./out"
-        raise fail(f"no document with id {doc_id!r} (or starting with it) in {where}", 1)
+        unread = f"; {len(errors)} file(s) could not be read (above), it may be in one of them" if errors else ""
+        raise fail(f"no document with id {doc_id!r} (or starting with it) in {where}{unread}", 1)
     if not exact and len(found) > 1:
         typer.echo(f"{len(found)}{'+' if len(found) >= 10 else ''} documents have an id starting with {doc_id!r}; give more of it:", err=True)
         for d in found:
