@@ -127,10 +127,10 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert dbg.returncode != 0 and ("Traceback" in dbg.stderr or "error:" in dbg.stderr)
 
 
-def _zeros_gz(path: Path, gigabytes: float) -> None:
+def _zeros_gz(path: Path, gigabytes: float, level: int = 9) -> None:
     import zlib
 
-    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
     chunk = bytes(2**24)
     with open(path, "wb") as fh:
         for _ in range(int(gigabytes * 2**30) // len(chunk)):
@@ -146,20 +146,24 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "RC", r
 """
 
 
-@pytest.mark.parametrize("kind", ["warc", "jsonl"])
+@pytest.mark.parametrize("kind", ["warc", "jsonl", "csv"])
 def test_a_small_compressed_bomb_is_named_and_bounded(tmp_path, kind):
     """1 GB of zeros, gzipped to ~1 MB, as a WARC and as JSON Lines: peak RSS < 1 GiB, one line naming the file."""
     import json as _json
 
     data = tmp_path / "in"
     data.mkdir()
-    bomb = data / ("x.warc.gz" if kind == "warc" else "x.jsonl.gz")
+    bomb = data / {"warc": "x.warc.gz", "jsonl": "x.jsonl.gz", "csv": "x.csv.gz"}[kind]
     _zeros_gz(bomb, 1.0)
     assert bomb.stat().st_size < 4 * 2**20
     good = data / ("good.jsonl")
     if kind == "jsonl":
         good.write_text(_json.dumps({"text": "a kept row", "id": "g1"}) + "\n")
         stages = "  - stage: jsonl_reader\n    source: t\n"
+    elif kind == "csv":
+        good = data / "good.csv"
+        good.write_text("g1,a kept row\n")
+        stages = "  - stage: csv_reader\n    source: t\n    header: false\n    columns: [id, text]\n"
     else:
         stages = "  - stage: warc_reader\n"
     recipe = tmp_path / "r.yaml"
@@ -255,3 +259,27 @@ def test_head_and_show_name_a_truncated_or_corrupt_shard(tmp_path):
     assert "could not be read" in res.stderr and shards[0].name in res.stderr
     res = r1data_cmd("show", "d250", out)
     assert res.returncode == 0, res.stderr
+
+
+def test_worker_memory_limit_turns_an_oversized_file_into_an_input_error(tmp_path):
+    """With ``executor.memory_limit_gb``, a file that needs more memory than the limit (a 6 GB line
+    allowed by a raised max_line_mb) is named as input_too_large and the other file is still read."""
+    import json as _json
+
+    data = tmp_path / "in"
+    data.mkdir()
+    _zeros_gz(data / "big.jsonl.gz", 2.5, level=1)
+    (data / "good.jsonl").write_text(_json.dumps({"text": "a kept row", "id": "g1"}) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: mem\ninputs: [{data}]\nstages:\n  - stage: jsonl_reader\n    source: t\n    max_line_mb: 100000\n"
+        f"output: {{path: {tmp_path / 'out'}}}\nexecutor: {{type: local, tasks: 2, workers: 1, memory_limit_gb: 1.5}}\n"
+    )
+    res = r1data_cmd("run", recipe, timeout=600)
+    assert "Traceback" not in res.stderr
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    errors = json.dumps(manifest["input_errors"])
+    assert "big.jsonl.gz" in errors and "input_too_large" in errors
+    kept = pq.read_table(next((tmp_path / "out" / "shards").glob("*.parquet"))).to_pylist()
+    assert [r["text"] for r in kept] == ["a kept row"]

@@ -62,6 +62,9 @@ class ExecutorSpec(BaseModel):
     type: Literal["local", "slurm", "ray"] = "local"
     tasks: int | None = Field(None, ge=1, description="default: one per input file, at most 1024")
     workers: int | None = Field(None, ge=1, description="default: all cores (local)")
+    memory_limit_gb: float | None = Field(
+        None, gt=0, description="local: cap each worker's address space (RLIMIT_AS); a file that needs more is an input error (input_too_large), not an OOM kill"
+    )
     # Slurm (see `r1data run --help`); ignored by the local executor.
     partition: str | None = None
     time: str = "04:00:00"

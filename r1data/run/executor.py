@@ -105,9 +105,24 @@ def die_with(pid: int) -> None:
     threading.Thread(target=watch, name="r1data-driver-watch", daemon=True).start()
 
 
-def _pool_worker_init(driver: int) -> None:
+def _pool_worker_init(driver: int, memory_limit_gb: float | None = None) -> None:
     die_with_parent()
     die_with(driver)
+    if memory_limit_gb:
+        limit_memory(memory_limit_gb)
+
+
+def limit_memory(gb: float) -> None:
+    """Cap this process's address space (``RLIMIT_AS``): an allocation past it raises ``MemoryError``
+    in the code that made it, so a reader names the file (``input_too_large``) and the task goes on,
+    instead of the kernel's OOM killer taking the worker (or the machine) down."""
+    import resource
+
+    limit = int(gb * 2**30)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def verify_outputs(outputs) -> None:
@@ -222,8 +237,12 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
     ``on_progress(done, total)`` is called as tasks finish.
     """
 
-    def __init__(self, pipeline, *, tasks: int, workers: int, logging_dir: str, phase: str = "", on_progress=None, retries: int = 1):
+    def __init__(
+        self, pipeline, *, tasks: int, workers: int, logging_dir: str, phase: str = "", on_progress=None, retries: int = 1,
+        memory_limit_gb: float | None = None,
+    ):
         super().__init__(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
+        self.memory_limit_gb = memory_limit_gb
         self.phase = phase
         self.on_progress = on_progress
         self.retries = retries
@@ -243,7 +262,7 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
             self.on_progress(done, total)
         if not todo:
             return []
-        if min(self.workers, len(todo)) == 1:
+        if min(self.workers, len(todo)) == 1 and not self.memory_limit_gb:
             # one worker: run in this process, as datatrove does, and spare the pool start-up;
             # each task gets a fresh copy of the pipeline (steps keep per-task state)
             pristine = self.pipeline
@@ -268,7 +287,8 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
             submitted = list(queue)
             try:
                 with ProcessPoolExecutor(
-                    max_workers=min(self.workers, len(queue)), mp_context=ctx, initializer=_pool_worker_init, initargs=(os.getpid(),)
+                    max_workers=min(self.workers, len(queue)), mp_context=ctx, initializer=_pool_worker_init,
+                    initargs=(os.getpid(), self.memory_limit_gb),
                 ) as pool:
                     for r in queue:
                         attempts[r] += 1

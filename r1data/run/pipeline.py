@@ -262,6 +262,7 @@ def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_
             logging_dir=str(plan.out_dir),
             phase=phase.name,
             on_progress=(lambda d, t, _p=phase.title: on_progress(d, t, _p)) if on_progress else None,
+            memory_limit_gb=plan.spec.executor.memory_limit_gb,
         )
         failed = ex.run()
         if failed:

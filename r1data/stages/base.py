@@ -258,6 +258,8 @@ class ReaderStage(Stage):
                     yield doc
             except ShardError as e:
                 error = e.message
+            except MemoryError:
+                error = "input_too_large: ran out of memory while reading it (the worker's memory limit, executor.memory_limit_gb)"
             except Exception as e:  # a corrupt file must never take the rest of the run down
                 error = f"{type(e).__name__}: {e}".strip()
             entry = {"uri": file.uri, "index": file.index, "documents": n, "seconds": round(time.perf_counter() - t0, 3)}

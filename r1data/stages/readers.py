@@ -806,6 +806,34 @@ class CsvReaderConfig(RowReaderConfig):
         return self
 
 
+class _LineTooLong(Exception):
+    pass
+
+
+class _BoundedLines:
+    """Lines of a text file, none longer than ``cap`` characters held: a longer one is skipped to
+    its end unread and reported by raising ``_LineTooLong`` (the iterator goes on after it)."""
+
+    def __init__(self, fh, cap: int):
+        self.fh, self.cap, self.count = fh, cap, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.fh.readline(self.cap + 1)
+        if not line:
+            raise StopIteration
+        self.count += 1
+        if len(line) > self.cap and not line.endswith("\n"):
+            size = len(line)
+            while line and not line.endswith("\n"):
+                line = self.fh.readline(2**20)
+                size += len(line)
+            raise _LineTooLong(f"line {self.count}: {size:,} characters (limit {self.cap:,}, max_line_mb)")
+        return line
+
+
 @register
 class CsvReader(_RowReader):
     """Read CSV/TSV files (optionally compressed): one document per row, fields mapped to text and meta."""
@@ -829,13 +857,15 @@ class CsvReader(_RowReader):
         for suffix in (".gz", ".bz2", ".zst", ".xz"):
             plain = plain.removesuffix(suffix)
         delimiter = c.delimiter or ("\t" if plain.endswith((".tsv", ".tab")) else ",")
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        cap = int(c.max_line_mb * 2**20)
+        csv.field_size_limit(min(sys.maxsize, cap))
         try:
             fh = open_text(file.uri, encoding=c.encoding)
         except (OSError, LookupError) as e:
             raise ShardError(file.uri, f"cannot open: {e}") from None
         with fh:
-            reader = csv.reader(fh, delimiter=delimiter, quotechar=c.quotechar)
+            lines = _BoundedLines(fh, cap)
+            reader = csv.reader(lines, delimiter=delimiter, quotechar=c.quotechar)
             try:
                 names = list(c.columns) if c.columns else None
                 if c.header:
@@ -849,6 +879,15 @@ class CsvReader(_RowReader):
                         values = next(reader)
                     except StopIteration:
                         break
+                    except _LineTooLong as e:
+                        doc = Document(text="", id=_row_id(self.source, file.uri, n), metadata={"error": str(e)})
+                        reject(doc, self.label, "line_too_long")
+                        from datatrove.utils.logging import logger
+
+                        logger.warning(f"{file.uri}: {e}: dropped as line_too_long")
+                        n += 1
+                        yield doc
+                        continue
                     except csv.Error as e:
                         doc = Document(text="", id=_row_id(self.source, file.uri, n), metadata={"error": f"line {reader.line_num}: {e}"})
                         reject(doc, self.label, "invalid_csv")
