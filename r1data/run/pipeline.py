@@ -213,12 +213,14 @@ def execute(
     on_progress: Callable[[int, int, str], None] | None = None,
     wait: bool = True,
     on_event: Callable[[str], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run (or resume) ``plan`` and write ``manifest.json``. Raises ``FatalError`` if a task fails.
 
     ``executor.type`` picks where: here (local), Slurm array jobs (``r1data.run.slurm``; with
     ``wait=False`` it returns a ``Submitted`` right after ``sbatch``) or a Ray cluster
-    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors."""
+    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors; ``on_line``
+    receives a progress line (documents read, docs/s, ETA) every ~10 s of a local run."""
     if plan.spec.executor.type == "slurm":
         from r1data.run.slurm import run_on_slurm
 
@@ -242,6 +244,7 @@ def execute(
             logging_dir=str(plan.out_dir),
             phase=phase.name,
             on_progress=(lambda d, t, _p=phase.title: on_progress(d, t, _p)) if on_progress else None,
+            on_line=on_line,
         )
         failed = ex.run()
         if failed:
