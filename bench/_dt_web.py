@@ -52,16 +52,23 @@ class ResiliparseExtractor(BaseExtractor):
         return extract_plain_text(text, main_content=self.main_content)
 
 
+def _language_filter():
+    from datatrove.pipeline.filters import LanguageFilter  # needs fasteners (the bench extra)
+
+    f = LanguageFilter()  # languages=["en"], language_threshold=0.65, as FineWeb
+    f.model = LocalFT176(f.languages)
+    return f
+
+
 def build(folder: str, glob: str, out: str, extractor: str, timeout: float) -> list:
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
-        C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, LanguageFilter,
+        C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
     )
     from datatrove.pipeline.readers import WarcReader
     from datatrove.pipeline.writers import ParquetWriter
 
-    lang = LanguageFilter()  # languages=["en"], language_threshold=0.65, as FineWeb
-    lang.model = LocalFT176(lang.languages)
+    lang = _language_filter()
     ext = Trafilatura(favour_precision=True, timeout=timeout) if extractor == "trafilatura" else ResiliparseExtractor(timeout=timeout)
     return [
         WarcReader(folder, glob_pattern=glob),
