@@ -120,7 +120,6 @@ class R1data:
             cmd += ["--input", f]
         r = _timed(cmd, out.parent / f"{out.name}.log")
         steps: dict[str, float] = {}
-        passed_reader = 0
         for f in sorted((out / "stats").rglob("*.json")):
             st = json.loads(f.read_text())
             for k, v in _steps_time(st["datatrove"]["stats"] if isinstance(st["datatrove"], dict) else st["datatrove"]).items():
@@ -128,9 +127,7 @@ class R1data:
         man = json.loads((out / "manifest.json").read_text())
         counts = man.get("counts", man)
         read = counts["read"]
-        funnel = counts.get("funnel", [])
-        dropped_by_reader = sum(x["count"] for x in funnel if x.get("stage") == "warc_reader")
-        passed_reader = read - dropped_by_reader
+        passed_reader = read - sum(counts.get("dropped_by_stage", {}).get("warc_reader", {}).values())
         r.update(read=read, passed_reader=passed_reader, kept=counts["kept"], steps=steps)
         return r
 
