@@ -17,8 +17,10 @@ pipelines and the best wall time of ``--repeat`` is kept):
   pipeline; bench/_dt_web.py);
 - ``datatrove-resiliparse``: the same with a Resiliparse extractor (a 10-line BaseExtractor).
 
-Docs/s/core = documents read / wall seconds / workers. CPU ms/doc = user+system CPU of the whole
-process tree / documents read: on a shared machine it is the steadier figure. Per-stage ms/doc is
+Docs/s/core = documents read / wall seconds / min(workers, tasks). CPU ms/doc = user+system CPU of the whole
+process tree (every process sampled from /proc every 0.5 s, so the last half second of a process
+and processes shorter than that are missed) / documents read: on a shared machine it is the
+steadier figure. Peak RSS is the largest VmHWM of any one process of the tree. Per-stage ms/doc is
 each step's own timer (datatrove's ``time_stats``), summed over tasks, per document read.
 Read counts are printed for every pipeline: datatrove's reader skips records without an HTML
 ``WARC-Identified-Payload-Type`` (asking libmagic when the header is missing), r1data reads every
@@ -69,23 +71,67 @@ def _env() -> dict:
     return env
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_sample(root: int, seen: dict[int, tuple[float, int]]) -> None:
+    """CPU seconds (own user+system) and peak RSS (VmHWM, KiB) of ``root`` and all its descendants, now.
+
+    Pool workers are children of a fork server, not of the command, so rusage from wait4 misses
+    them; /proc sees every process of the tree while it lives."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(d)
+        stats[pid] = f
+        children.setdefault(int(f[1]), []).append(pid)
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        f = stats.get(pid)
+        if f is None:
+            continue
+        cpu = (int(f[11]) + int(f[12])) / _TICK  # utime, stime
+        hwm = seen.get(pid, (0.0, 0))[1]
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        hwm = max(hwm, int(line.split()[1]))
+                        break
+        except OSError:
+            pass
+        seen[pid] = (max(cpu, seen.get(pid, (0.0, 0))[0]), hwm)
+
+
 def _timed(cmd: list[str], log: Path) -> dict:
-    """Run ``cmd``; wall time, CPU time and peak RSS of its whole process tree."""
+    """Run ``cmd``; wall time, CPU time and peak RSS of its whole process tree (sampled every 0.5 s)."""
     load0 = os.getloadavg()[0]
+    seen: dict[int, tuple[float, int]] = {}
     t0 = time.perf_counter()
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
-        # wait4: this run's rusage alone, its waited-for descendants (workers) included
-        _, status, ru = os.wait4(proc.pid, 0)
-        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        while proc.poll() is None:
+            _tree_sample(proc.pid, seen)
+            time.sleep(0.5)
+        rc = proc.returncode
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {rc}); its output is in {log}:\n" + log.read_text()[-3000:])
     return {
         "wall": wall,
-        "cpu": ru.ru_utime + ru.ru_stime,
-        # the largest resident set of any process of the tree (the driver or one worker)
-        "max_rss_mb": ru.ru_maxrss / 1024,
+        "cpu": sum(c for c, _ in seen.values()),
+        # the largest resident set of any one process of the tree (the driver or one worker)
+        "max_rss_mb": max((h for _, h in seen.values()), default=0) / 1024,
+        "processes": len(seen),
         "load": (load0, os.getloadavg()[0]),
     }
 
@@ -181,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if not pipes:
             raise SystemExit(f"--only {a.only}: no such pipeline")
     cores = os.cpu_count() or 1
+    busy = max(1, min(a.workers, a.tasks))  # workers that can run at once
     print(f"input: {folder}/{pattern}: {len(files)} files, {size / 2**20:.1f} MiB; {a.tasks} tasks, {a.workers} workers, "
           f"{cores} cores, best of {a.repeat}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -206,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, r in best.items():
         dps = r["read"] / r["wall"]
         print(f"{label:<22} {r['read']:>6} {r['passed_reader']:>6} {r['kept']:>6} {r['wall']:>8.1f} {dps:>8.1f} "
-              f"{dps / a.workers:>11.2f} {1000 * r['cpu'] / max(1, r['read']):>10.1f} {r['max_rss_mb']:>11.0f}")
-        r["docs_per_s_core"] = dps / a.workers
+              f"{dps / busy:>11.2f} {1000 * r['cpu'] / max(1, r['read']):>10.1f} {r['max_rss_mb']:>11.0f}")
+        r["docs_per_s_core"] = dps / busy
     passed = {label: r["passed_reader"] for label, r in best.items()}
     if len(set(passed.values())) > 1:
         print(f"WARNING: the pipelines did not read the same documents: {passed}")
