@@ -4,6 +4,7 @@
     python bench/web_speed.py --input-set cc --repeat 5        # the real Common Crawl excerpt
     python bench/web_speed.py --input-set scale --scale-dir out/scale-set   # bench/make_scale_set.py output
     python bench/web_speed.py --only r1data --tasks 8 --workers 2
+    python bench/web_speed.py --components                     # reader, sink, read-back, language ID: CPU ms/doc
 
 Pipelines (each a fresh process, the same input files, tasks and workers; runs alternate between
 pipelines and the best wall time of ``--repeat`` is kept):
@@ -196,6 +197,60 @@ class Datatrove:
         return r
 
 
+def components(folder: str, pattern: str, repeat: int) -> None:
+    """CPU ms/doc of the parts of the hot path outside extraction and the heuristics, in this process:
+    the WARC reader, the Parquet sink (Arrow conversion + zstd Parquet), reading a shard back (the
+    work reader of the dedup phases) and language ID (on the text of the read documents, markup
+    and all: longer than extracted text, so an upper bound)."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "cli")]
+    from r1data.io.schema import shard_schema
+    from r1data.io.shards import ShardWriter, iter_documents
+    from r1data.stages.base import InputFile
+    from r1data.stages.langid import LanguageId
+    from r1data.stages.readers import WarcReader
+
+    files = sorted(glob.glob(os.path.join(folder, pattern)))
+
+    def cpu_best(fn):
+        best = None
+        for _ in range(repeat):
+            t = time.process_time()
+            out = fn()
+            dt = time.process_time() - t
+            best = dt if best is None or dt < best else best
+        return out, best
+
+    def read():
+        r = WarcReader()
+        r.files = [InputFile(index=i, uri=f, size=os.path.getsize(f)) for i, f in enumerate(files)]
+        return list(r.run(None, 0, 1))
+
+    read()  # imports and first-use costs out of the way
+    docs, t_read = cpu_best(read)
+    n = len(docs)
+    tmp = Path(tempfile.mkdtemp(prefix="web-components-"))
+    try:
+        schema = shard_schema({"lang": "string", "lang_score": "float32"})
+
+        def sink():
+            w = ShardWriter(tmp / "part.parquet", schema)
+            for d in docs:
+                w.write(d)
+            return w.close()
+
+        _, t_sink = cpu_best(sink)
+        _, t_back = cpu_best(lambda: sum(1 for _ in iter_documents(tmp / "part.parquet")))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lid = LanguageId()
+    lid.setup()
+    _, t_lid = cpu_best(lambda: [lid.process_batch(docs[i : i + lid.batch_size]) for i in range(0, n, lid.batch_size)])
+    chars = sum(len(d.text) for d in docs) / max(1, n)
+    print(f"components, {n} documents (mean {chars:,.0f} characters), CPU ms/doc, best of {repeat}:")
+    for label, t in (("warc_reader", t_read), ("sink (Arrow + zstd Parquet)", t_sink), ("shard read back", t_back), ("language_id (raw HTML text)", t_lid)):
+        print(f"  {label:<30} {1000 * t / max(1, n):8.3f}")
+
+
 def _policy_option() -> bool:
     out = subprocess.run([PY, "-m", "r1data_cli.app", "run", "--help"], capture_output=True, text=True, env=_env(), cwd=ROOT).stdout
     return "--policy" in out
@@ -212,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="datatrove extractor timeout per document, s (r1data's default is 60)")
     ap.add_argument("--keep", default=None, help="keep the outputs in this folder (default: a temporary folder, removed)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--components", action="store_true", help="only time the reader, sink, shard read-back and language ID in this process")
     a = ap.parse_args(argv)
 
     folder, pattern = input_set(a.input_set, a.scale_dir)
+    if a.components:
+        components(folder, pattern, a.repeat)
+        return 0
     files = sorted(glob.glob(os.path.join(folder, pattern)))
     size = sum(os.path.getsize(f) for f in files)
     pipes: list = [R1data("r1data", [])]
