@@ -232,3 +232,36 @@ def test_help_does_not_import_heavy_modules():
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'cli'}"))
     assert "HEAVY []" in res.stdout, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_line_counts_documents_across_workers(tmp_path, workers):
+    """A local run reports documents read, docs/s and an ETA from the input bytes, counted in the workers."""
+    import re
+
+    from r1data.config.spec import Overrides
+    from r1data.run.executor import LocalExecutor, _ProgressLine
+    from r1data.run.pipeline import load_spec, plan_run
+
+    recipe = tmp_path / "read.yaml"
+    recipe.write_text("name: read\nstages:\n  - stage: warc_reader\n    source: web\noutput:\n  path: out\n")
+    plan = plan_run(load_spec(recipe, Overrides(inputs=[str(TINY)], output=str(tmp_path / "out"), tasks=2, workers=workers)))
+    (phase,) = plan.phases()
+    lines: list[str] = []
+    ex = LocalExecutor(phase.pipeline, tasks=phase.tasks, workers=workers, logging_dir=str(plan.out_dir), on_line=lines.append, progress_every=0.01)
+    assert ex.run() == []
+    read = sum(json.loads(f.read_text())["r1data"]["read"] for f in (plan.out_dir / "stats").glob("*.json"))
+    assert read == 24 and ex.docs_read == read
+    assert lines and lines[-1].startswith("final: 24 docs read, ")  # the pool takes far longer than 0.01 s to start
+    for line in lines:
+        assert re.fullmatch(r"final: [\d,]+ docs read, [\d,.]+ docs/s, \d+% of [\d.]+ MiB input, ETA \w+", line), line
+
+    # the line itself: half the input bytes consumed after 10 s -> 50 %, ETA 10 s
+    prog = _ProgressLine(lines.append, "final", total_bytes=2000, expected_docs=None, every=10)
+    prog.t0 -= 10
+    prog.docs.value, prog.bytes.value = 120, 1000
+    assert re.fullmatch(r"final: 120 docs read, 12\.0 docs/s, 50% of 0\.0 MiB input, ETA (9|10)s", prog.line())
+    later = _ProgressLine(lines.append, "03-minhash_dedup-map", total_bytes=0, expected_docs=400, every=10)
+    later.t0 -= 10
+    later.docs.value = 100
+    assert re.fullmatch(r"03-minhash_dedup-map: 100 docs read, 10\.0 docs/s, 25% of 400 docs, ETA 30s", later.line())

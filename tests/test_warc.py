@@ -114,3 +114,26 @@ def test_random_bytes_named_warc_gz(tmp_path):
 def test_missing_file_is_a_per_file_error(tmp_path):
     docs, report = _reader_run([tmp_path / "gone.warc.gz", TINY / "tiny-00001.warc.gz"])
     assert len(report["errors"]) == 1 and len(docs) == 12
+
+
+@pytest.mark.parametrize("where", [0.3, 0.6, 0.9])
+def test_corrupt_data_inside_the_last_member_is_named(tmp_path, where):
+    """warcio prints and swallows a zlib error inside a member; the reader names it in one line and
+    keeps the documents before it (it watches warcio's decompressor, no second decompression)."""
+    import random
+
+    payload = random.Random(0).randbytes(200_000).hex().encode()  # ~200 KB compressed: many of warcio's 16 KB reads
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body><p>" + payload + b"</p></body></html>"
+    head = (
+        "WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-000000000001>\r\n"
+        f"WARC-Target-URI: https://example.org/big\r\nContent-Type: application/http; msgtype=response\r\nContent-Length: {len(http)}\r\n\r\n"
+    ).encode()
+    member = bytearray(gzip.compress(head + http + b"\r\n\r\n"))
+    k = int(len(member) * where)
+    member[k : k + 8] = bytes(b ^ 0xA5 for b in member[k : k + 8])
+    bad = tmp_path / "bad.warc.gz"
+    bad.write_bytes((TINY / "tiny-00000.warc.gz").read_bytes() + bytes(member))
+    docs, report = _reader_run([bad])
+    (err,) = report["errors"]
+    assert err["error"].startswith("corrupt gzip data before byte ") and "\n" not in err["error"]
+    assert err["documents_before_error"] >= 12 and len(docs) == err["documents_before_error"]

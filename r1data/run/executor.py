@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -105,11 +106,13 @@ def die_with(pid: int) -> None:
     threading.Thread(target=watch, name="r1data-driver-watch", daemon=True).start()
 
 
-def _pool_worker_init(driver: int, memory_limit_gb: float | None = None) -> None:
+def _pool_worker_init(driver: int, memory_limit_gb: float | None = None, progress=None) -> None:
     die_with_parent()
     die_with(driver)
     if memory_limit_gb:
         limit_memory(memory_limit_gb)
+    if progress:
+        _init_progress(*progress)
 
 
 def limit_memory(gb: float) -> None:
@@ -151,6 +154,110 @@ def _kill_hook(phase: str, rank: int, point: str) -> None:
     want_phase, want_rank, want_point = parts[0], parts[1] if len(parts) > 1 else "0", parts[2] if len(parts) > 2 else "outputs"
     if want_phase == (phase or "final") and want_rank == str(rank) and want_point == point:
         os.killpg(os.getpgrp(), signal.SIGKILL)
+# --------------------------------------------------------------------------------------------
+# progress: documents read and input bytes consumed, shared between the workers and the driver
+
+_PROGRESS = None  # (docs, bytes) shared counters (multiprocessing Values) in a worker, or None
+_FLUSH_EVERY = 16  # documents between two updates of the shared counters
+
+
+def _init_progress(docs, nbytes) -> None:
+    global _PROGRESS
+    _PROGRESS = (docs, nbytes)
+
+
+def _counted(data, reader):
+    """Pass the reader's documents through, adding to the shared counters every few documents.
+
+    Bytes are the sizes of the inputs the reader has finished plus its position in the current one
+    (``reader.pos_in_file``, where the reader keeps it), so ETA follows the input, not a guess."""
+    docs_v, bytes_v = _PROGRESS
+    sizes = {f.uri: f.size or 0 for f in getattr(reader, "files", None) or []}
+    report_files = getattr(reader, "report", {}).get("files", [])
+    n = sent_docs = sent_bytes = finished = seen_files = 0
+
+    def flush():
+        nonlocal sent_docs, sent_bytes, finished, seen_files
+        while seen_files < len(report_files):
+            finished += sizes.get(report_files[seen_files]["uri"], 0)
+            seen_files += 1
+        done = finished + (getattr(reader, "pos_in_file", 0) or 0)
+        with docs_v.get_lock():
+            docs_v.value += n - sent_docs
+        if done > sent_bytes:
+            with bytes_v.get_lock():
+                bytes_v.value += done - sent_bytes
+            sent_bytes = done
+        sent_docs = n
+
+    try:
+        for doc in data:
+            n += 1
+            if n - sent_docs >= _FLUSH_EVERY:
+                flush()
+            yield doc
+    finally:
+        flush()
+
+
+def _duration(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _ProgressLine:
+    """A driver thread that reports documents, docs/s and an ETA every ``every`` seconds through ``emit``.
+
+    ETA comes from the input bytes consumed when the phase reads sized inputs, else from
+    ``expected_docs`` (the documents of an earlier phase) when given; otherwise there is none."""
+
+    def __init__(self, emit, title: str, total_bytes: int, expected_docs: int | None, every: float):
+        ctx = multiprocessing.get_context("forkserver")
+        self.docs, self.bytes = ctx.Value("q", 0), ctx.Value("q", 0)
+        self.emit, self.title, self.total_bytes, self.expected_docs, self.every = emit, title, total_bytes, expected_docs, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="r1data-progress", daemon=True)
+        self.t0 = time.monotonic()
+
+    def line(self) -> str | None:
+        elapsed = time.monotonic() - self.t0
+        docs, done = self.docs.value, self.bytes.value
+        if not docs:
+            return None
+        rate = docs / elapsed
+        parts = [f"{self.title}: {docs:,} docs read", f"{rate:,.1f} docs/s"]
+        if self.total_bytes and done:
+            frac = min(1.0, done / self.total_bytes)
+            size = f"{self.total_bytes / 2**30:.2f} GiB" if self.total_bytes >= 2**30 else f"{self.total_bytes / 2**20:.1f} MiB"
+            parts.append(f"{100 * frac:.0f}% of {size} input")
+            parts.append(f"ETA {_duration(elapsed * (1 - frac) / frac)}" if frac < 1 else "ETA 0s")
+        elif self.expected_docs:
+            frac = min(1.0, docs / self.expected_docs)
+            parts.append(f"{100 * frac:.0f}% of {self.expected_docs:,} docs")
+            parts.append(f"ETA {_duration((self.expected_docs - docs) / rate)}" if rate > 0 else "")
+        return ", ".join(p for p in parts if p)
+
+    def _loop(self) -> None:
+        last = None
+        while not self._stop.wait(self.every):
+            if self.docs.value == last:  # nothing new: stay quiet (a long reduce step, a slow document)
+                continue
+            last = self.docs.value
+            text = self.line()
+            if text:
+                try:
+                    self.emit(text)
+                except Exception:  # a display problem never stops the run
+                    pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
 
 
 class PhaseMixin:
@@ -196,9 +303,11 @@ class PhaseMixin:
         try:
             _kill_hook(self.phase, rank, "start")
             data = None
-            for step in self.pipeline:
+            for i, step in enumerate(self.pipeline):
                 if callable(step):
                     data = step(data, rank, self.world_size)
+                    if i == 0 and _PROGRESS is not None:
+                        data = _counted(data, step)
                 elif isinstance(step, Sequence) and not isinstance(step, str):
                     data = step
                 else:
@@ -234,12 +343,16 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
 
     The pool notices a worker that dies (SIGKILL, out of memory): the tasks it was running are
     retried once in a fresh pool, then reported as failed; finished tasks are never redone.
-    ``on_progress(done, total)`` is called as tasks finish.
+    ``on_progress(done, total)`` is called as tasks finish. With ``on_line``, a one-line report
+    (documents read, docs/s, ETA) is passed to it every ``progress_every`` seconds while tasks run;
+    ``docs_read`` holds the documents this run's tasks read once it returns. ``expected_docs`` gives the
+    ETA a total when the inputs have no sizes (the work files of a map phase are counted by default).
     """
 
     def __init__(
         self, pipeline, *, tasks: int, workers: int, logging_dir: str, phase: str = "", on_progress=None, retries: int = 1,
         memory_limit_gb: float | None = None,
+        on_line=None, progress_every: float = 10.0, expected_docs: int | None = None,
     ):
         super().__init__(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
         self.memory_limit_gb = memory_limit_gb
@@ -247,14 +360,42 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
         self.on_progress = on_progress
         self.retries = retries
         self.failures: dict[int, str] = {}
+        self.on_line, self.progress_every, self.expected_docs = on_line, progress_every, expected_docs
+        self.docs_read = 0
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["on_progress"] = None  # a callback into the driver's display does not travel
+        state["on_progress"] = state["on_line"] = None  # callbacks into the driver's display do not travel
+        state["_shared"] = None  # the counters reach pool workers through the pool's initializer
         return state
 
     def run(self) -> list[int]:
         """Run the incomplete ranks; returns the ranks that failed (empty when all completed)."""
+        global _PROGRESS
+        if self.on_line is None:
+            return self._run()
+        first = self.pipeline[0] if self.pipeline else None
+        files = getattr(first, "files", None) or []
+        work = type(first).__name__ == "WorkReader"
+        sized = bool(files) and all(f.size for f in files) and not work
+        total = sum(f.size for f in files) if sized else 0
+        expected = self.expected_docs
+        if work and expected is None:  # a later phase reads the work files of a map phase: their row counts
+            from r1data.io.shards import parquet_rows
+
+            paths = [first.ctx.docs_path(f.index) for f in files]
+            expected = sum(parquet_rows(p) for p in paths if os.path.exists(p)) or None
+        with _ProgressLine(self.on_line, self.phase or "final", total, expected, self.progress_every) as prog:
+            self._shared = (prog.docs, prog.bytes)
+            _PROGRESS = self._shared  # tasks run in this process (one worker) count into the same place
+            try:
+                return self._run()
+            finally:
+                _PROGRESS = None
+                self._shared = None
+                self.docs_read = prog.docs.value
+
+    def _run(self) -> list[int]:
         todo = self.get_incomplete_ranks(range(self.tasks))
         total = self.tasks
         done = total - len(todo)
@@ -286,9 +427,10 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
             pending = {}
             submitted = list(queue)
             try:
+                shared = getattr(self, "_shared", None)
                 with ProcessPoolExecutor(
                     max_workers=min(self.workers, len(queue)), mp_context=ctx, initializer=_pool_worker_init,
-                    initargs=(os.getpid(), self.memory_limit_gb),
+                    initargs=(os.getpid(), self.memory_limit_gb, shared),
                 ) as pool:
                     for r in queue:
                         attempts[r] += 1

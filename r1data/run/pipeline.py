@@ -219,12 +219,14 @@ def execute(
     on_progress: Callable[[int, int, str], None] | None = None,
     wait: bool = True,
     on_event: Callable[[str], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run (or resume) ``plan`` and write ``manifest.json``. Raises ``FatalError`` if a task fails.
 
     ``executor.type`` picks where: here (local), Slurm array jobs (``r1data.run.slurm``; with
     ``wait=False`` it returns a ``Submitted`` right after ``sbatch``) or a Ray cluster
-    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors."""
+    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors; ``on_line``
+    receives a progress line (documents read, docs/s, ETA) every ~10 s of a local run."""
     from r1data.run.executor import console_logging
     from r1data.run.lock import OutputLock
 
@@ -236,10 +238,10 @@ def execute(
             from datatrove.utils.logging import logger
 
             logger.warning(f"{plan.out_dir}: took over the lock left by a run that is gone ({lock.stale.describe()})")
-        return _execute_locked(plan, overwrite=overwrite, on_progress=on_progress, wait=wait, on_event=on_event)
+        return _execute_locked(plan, overwrite=overwrite, on_progress=on_progress, wait=wait, on_event=on_event, on_line=on_line)
 
 
-def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_event) -> RunResult:
+def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_event, on_line=None) -> RunResult:
     if plan.spec.executor.type == "slurm":
         from r1data.run.slurm import run_on_slurm
 
@@ -263,6 +265,7 @@ def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_
             phase=phase.name,
             on_progress=(lambda d, t, _p=phase.title: on_progress(d, t, _p)) if on_progress else None,
             memory_limit_gb=plan.spec.executor.memory_limit_gb,
+            on_line=on_line,
         )
         failed = ex.run()
         if failed:

@@ -67,6 +67,7 @@ class TaskSink(PipelineStep):
         rej_w = self._writer(self.rejected_dir, self.rejected_name, rank, rejected=True)
         funnel: Counter = Counter()
         generated: Counter = Counter()  # documents added by a stage (augmentation), per stage
+        timer = self.track_time()
         kept = rejected = kept_chars = 0
         try:
             for doc in data or ():
@@ -76,18 +77,24 @@ class TaskSink(PipelineStep):
                 for scrub in self.scrub:
                     scrub(doc)
                 r = rejection(doc)
+                with timer:  # the sink's own time: Arrow conversion and Parquet writing
+                    if r is None:
+                        kept_w.write(doc)
+                    else:
+                        rej_w.write(doc)
                 if r is None:
-                    kept_w.write(doc)
                     kept += 1
                     kept_chars += len(doc.text)
-                    self.stat_update("kept")
                 else:
-                    rej_w.write(doc)
                     rejected += 1
                     funnel[r] += 1
-                    self.stat_update("rejected")
-            kept_rows = kept_w.close()
-            rej_rows = rej_w.close()
+            with timer:
+                kept_rows = kept_w.close()
+                rej_rows = rej_w.close()
+            if kept:
+                self.stat_update("kept", value=kept)
+            if rejected:
+                self.stat_update("rejected", value=rejected)
         except BaseException:
             kept_w.abort()
             rej_w.abort()
