@@ -253,18 +253,8 @@ def warc_check(limit: int) -> None:
     """The fast path against Trafilatura on pages it never saw (shared WARCs; no human gold, so
     Trafilatura's output is the reference: 'P' is the share of the fast text that Trafilatura also
     kept, 'R' the share of Trafilatura's text the fast path kept)."""
-    from r1data.stages.base import InputFile, rejection
-    from r1data.stages.readers import WarcReader
-
-    files = sorted((shared_data() / "web").glob("*.warc.gz")) + sorted((shared_data() / "cc-2020-34-sample").glob("*.warc.gz"))
-    reader = WarcReader()
-    reader.setup()
-    htmls = []
-    for i, f in enumerate(files):
-        for d in reader.read_file(InputFile(index=i, uri=str(f))):
-            if rejection(d) is None and not d.metadata.get("_extracted"):
-                htmls.append(d.text)
-    htmls = htmls[:limit]
+    docs, files = _warc_html_docs(limit)
+    htmls = [d.text for d in docs]
     traf = _trafilatura(favor_precision=True, deduplicate=False)
     ref, t_ms = _time_per_page(traf, [{"html": h} for h in htmls])
     print(f"{len(htmls)} pages from {', '.join(f.name for f in files)}; reference: Trafilatura (html_extract web-v1), {t_ms:.1f} ms/page")
@@ -281,15 +271,89 @@ def warc_check(limit: int) -> None:
         print(f"| {name:<44} | {pr:.3f} | {rc:.3f} | {f1:.3f} | {empty} ({sum(1 for r in ref if not r.strip())}) | {ms:.1f} |")
 
 
+def _warc_html_docs(limit: int):
+    from r1data.stages.base import InputFile, rejection
+    from r1data.stages.readers import WarcReader
+
+    files = sorted((shared_data() / "web").glob("*.warc.gz")) + sorted((shared_data() / "cc-2020-34-sample").glob("*.warc.gz"))
+    reader = WarcReader()
+    reader.setup()
+    docs = []
+    for i, f in enumerate(files):
+        for d in reader.read_file(InputFile(index=i, uri=str(f))):
+            if rejection(d) is None and not d.metadata.get("_extracted"):
+                docs.append(d)
+    return docs[:limit], files
+
+
+def stage_check(limit: int) -> None:
+    """The html_extract stage end to end (sandbox, fallback and all), web-v1's settings against
+    web-v2's, on the benchmark pages and on the shared WARC pages."""
+    from datatrove.data import Document
+
+    from r1data.stages.base import rejection
+    from r1data.stages.extract import HtmlExtract
+
+    bench_docs = [Document(text=p["html"], id=p["id"], metadata={}) for p in load_benchmark()]
+    warc_docs, _ = _warc_html_docs(limit)
+    configs = {
+        "web-v1: trafilatura (sandboxed)": {},
+        "web-v2: resiliparse, fallback trafilatura": {"extractor": "resiliparse", "fallback": "trafilatura"},
+        "resiliparse, no fallback": {"extractor": "resiliparse"},
+        "resiliparse, in-process (sandbox: false)": {"extractor": "resiliparse", "sandbox": False},
+    }
+    print(f"| {'html_extract settings':<42} | pages | kept | dropped (reasons) | fallbacks | ms/page |")
+    for label, docs in [("benchmark", bench_docs), ("shared WARCs", warc_docs)]:
+        for name, kw in configs.items():
+            stage = HtmlExtract(HtmlExtract.Config(**kw))
+            stage._ensure_setup()
+            copies = [Document(text=d.text, id=d.id, metadata={}) for d in docs]
+            t0 = time.perf_counter()
+            out = list(stage.run(iter(copies), 0, 1))
+            ms = 1000 * (time.perf_counter() - t0) / len(docs)
+            reasons = Counter(rejection(d)[1] for d in out if rejection(d) is not None)
+            kept = sum(1 for d in out if rejection(d) is None)
+            assert kept + sum(reasons.values()) == len(docs)
+            fb = stage.stats["extraction_fallback"].total if "extraction_fallback" in stage.stats.stats else 0
+            print(f"| {label + ': ' + name:<42} | {len(docs)} | {kept} | {sum(reasons.values())} {dict(reasons)} | {fb} | {ms:.1f} |")
+
+
+def stress() -> None:
+    """Worst cases for the fast path: its time on a page as large as the default size cap
+    (max_html_chars 5,000,000) and on deeply nested markup (Resiliparse's main-content pass grows
+    with the square of the nesting depth, which no size cap bounds: hence the sandbox)."""
+    pages = load_benchmark()
+    big = ""
+    for p in pages:
+        if len(big) + len(p["html"]) > 5_000_000:
+            break
+        big += p["html"]
+    cases = {"benchmark pages concatenated": big, "one text node": "<html><body><p>" + "word " * 1_000_000 + "</p></body></html>"}
+    for depth in (1000, 2000, 5000, 10000):
+        cases[f"{depth} nested <div>"] = "<html><body>" + "<div>" * depth + "text" + "</div>" * depth + "</body></html>"
+    for name, html in cases.items():
+        t0 = time.perf_counter()
+        n = len(html_fast.extract(html))
+        print(f"{name:<32} {len(html):>9} chars -> {n:>7} chars of text in {1000 * (time.perf_counter() - t0):8.0f} ms", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", action="store_true", help="refit the shipped weights on all pages and write them")
     ap.add_argument("--warc", action="store_true", help="compare with Trafilatura on the shared WARC pages")
+    ap.add_argument("--stage", action="store_true", help="time the html_extract stage end to end (web-v1 vs web-v2 settings)")
+    ap.add_argument("--stress", action="store_true", help="time the fast path on pathological pages up to the size cap")
     ap.add_argument("--repeat", type=int, default=3, help="timing: best of this many passes")
     ap.add_argument("--limit", type=int, default=2000, help="--warc: at most this many pages")
     args = ap.parse_args()
     if args.warc:
         warc_check(args.limit)
+        return
+    if args.stage:
+        stage_check(args.limit)
+        return
+    if args.stress:
+        stress()
         return
     pages = load_benchmark()
     if args.train:

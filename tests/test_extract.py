@@ -109,13 +109,14 @@ def test_fast_path_reasons_and_fallbacks():
         Document(text="<p>broken \ud800 surrogate</p>", id="bad", metadata={}),  # resiliparse refuses it
         Document(text="<p>" + "word " * 300 + "</p>", id="big", metadata={}),
     ]
-    out = _run(_fast(max_html_chars=1000), docs())
-    assert [rejection(d) for d in out] == [
-        ("html_extract", "extraction_empty"),
-        ("html_extract", "extraction_error"),
-        ("html_extract", "extraction_too_large"),
-    ]
-    assert out[1].metadata["extraction_error"].startswith("TypeError") and "max_html_chars" in out[2].metadata["extraction_error"]
+    for sandbox in (True, False):
+        out = _run(_fast(max_html_chars=1000, sandbox=sandbox), docs())
+        assert [rejection(d) for d in out] == [
+            ("html_extract", "extraction_empty"),
+            ("html_extract", "extraction_error"),
+            ("html_extract", "extraction_too_large"),
+        ]
+        assert out[1].metadata["extraction_error"].startswith("TypeError: ") and "max_html_chars" in out[2].metadata["extraction_error"]
     nav, _, _ = _run(_fast(max_html_chars=1000, fallback="visible_text"), docs())
     assert rejection(nav) is None and nav.text == "Home About us and our story"
     nav, _, _ = _run(_fast(max_html_chars=1000, fallback="trafilatura"), docs())
@@ -124,9 +125,18 @@ def test_fast_path_reasons_and_fallbacks():
 
 def test_fast_path_in_the_sandbox_gives_the_same_text():
     pages = _pages()[:3]
-    inproc = _run(_fast(), [Document(text=d.text, id=d.id, metadata={}) for d in pages])
-    boxed = _run(_fast(sandbox=True), [Document(text=d.text, id=d.id, metadata={}) for d in pages])
+    inproc = _run(_fast(sandbox=False), [Document(text=d.text, id=d.id, metadata={}) for d in pages])
+    boxed = _run(_fast(), [Document(text=d.text, id=d.id, metadata={}) for d in pages])
     assert [d.text for d in boxed] == [d.text for d in inproc] and all(rejection(d) is None for d in boxed)
+
+
+def test_deeply_nested_page_times_out_in_the_sandbox_and_the_next_page_is_extracted():
+    # Resiliparse's main-content pass is quadratic in nesting depth: 20,000 nested divs take ~30 s
+    deep = "<html><body>" + "<div>" * 20_000 + "text" + "</div>" * 20_000 + "</body></html>"
+    docs = [Document(text=deep, id="deep", metadata={}), Document(text=ARTICLE, id="a", metadata={})]
+    out = _run(_fast(timeout=2), docs)
+    assert rejection(out[0]) == ("html_extract", "extraction_timeout")
+    assert rejection(out[1]) is None and "voted on Tuesday" in out[1].text
 
 
 def test_web_v2_policy_selects_the_fast_extractor_and_web_v1_keeps_trafilatura():

@@ -23,6 +23,10 @@ import re
 
 FEATURES_VERSION = 1
 
+
+class ExtractionFailed(Exception):
+    """Resiliparse refused the page; the message names its error (picklable, to leave a sandbox)."""
+
 SKIP_SELECTORS = ("h1", "figcaption", '[class*="caption"]', '[id*="caption"]')
 
 _EXTRACT_OPTS = dict(
@@ -155,6 +159,15 @@ def keep_lines(lines: list[str], weights, threshold: float) -> str:
     """The lines scored at or above ``threshold`` (empty lines never), joined."""
     kept = [ln.strip() for ln, p in zip(lines, score_lines(lines, weights)) if p >= threshold and ln.strip()]
     return "\n".join(kept)
+
+
+def extract_or_error(html: str, prune: bool = True, classify: bool = False, threshold: float | None = None):
+    """:func:`extract`, with a failure returned as an :class:`ExtractionFailed` instead of raised
+    (a sandbox worker hands a returned exception back to the caller; a raised one kills it)."""
+    try:
+        return extract(html, prune=prune, classify=classify, threshold=threshold)
+    except Exception as e:  # resiliparse: HTMLParserException, TypeError (text it cannot encode)
+        return ExtractionFailed(f"{type(e).__name__}: {e}")
 
 
 def extract(html: str, prune: bool = True, classify: bool = False, weights=None, threshold: float | None = None) -> str:

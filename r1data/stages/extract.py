@@ -42,7 +42,8 @@ class HtmlExtractConfig(StageConfig):
         5_000_000, ge=1, description="resiliparse: longer pages are dropped as extraction_too_large (bounds time and memory in-process)"
     )
     sandbox: bool = Field(
-        False, description="resiliparse: run it in the timeout sandbox too (Trafilatura always is); costs a process hop per page"
+        True,
+        description="resiliparse: run it in the timeout sandbox (Trafilatura always is): its main-content pass is quadratic in nesting depth",
     )
 
 
@@ -102,9 +103,9 @@ class HtmlExtract(TaggerStage):
             return self._tag_fast(doc)
         return self._tag_sandboxed(doc, "trafilatura", self._extractor.extract)
 
-    def _fast_extract(self, html: str) -> str:
+    def _fast_extract(self, html: str):
         c = self.config
-        return self._fast.extract(html, prune=c.prune, classify=c.classify_lines, threshold=c.line_threshold)
+        return self._fast.extract_or_error(html, prune=c.prune, classify=c.classify_lines, threshold=c.line_threshold)
 
     def _tag_fast(self, doc: Document) -> str | None:
         c = self.config
@@ -116,10 +117,9 @@ class HtmlExtract(TaggerStage):
             if reason != "extraction_empty" or c.fallback == "none":
                 return reason
         else:
-            try:
-                text = self._fast_extract(doc.text)
-            except Exception as e:  # resiliparse raises HTMLParserException (and TypeError) on input it cannot take
-                doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+            text = self._fast_extract(doc.text)
+            if isinstance(text, Exception):
+                doc.metadata["extraction_error"] = str(text)[:300]
                 return "extraction_error"
             if text and len(text.strip()) >= c.min_chars:
                 doc.text = text
@@ -164,7 +164,8 @@ class HtmlExtract(TaggerStage):
                     return "extraction_error"
                 time.sleep(1 + attempt)
             except Exception as e:  # trafilatura/lxml (or resiliparse) errors on malformed markup, raised in the sandbox
-                doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+                failed = self._fast is not None and isinstance(e, self._fast.ExtractionFailed)
+                doc.metadata["extraction_error"] = (str(e) if failed else f"{type(e).__name__}: {e}")[:300]
                 return "extraction_error"
         if not text or len(text.strip()) < self.config.min_chars:
             return "extraction_empty"
