@@ -1,8 +1,9 @@
 """HTML -> main text: Trafilatura (datatrove's extractor, in its timeout sandbox) or the fast
-Resiliparse path of :mod:`r1data.sources.html_fast` (in-process, size-capped)."""
+Resiliparse path of :mod:`r1data.sources.html_fast` (size-capped, sandboxed by default)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Literal
 
@@ -49,20 +50,16 @@ class HtmlExtractConfig(StageConfig):
 
 @register
 class HtmlExtract(TaggerStage):
-    """Extract the main text of HTML with Trafilatura (datatrove's extractor, run in a timeout sandbox)
-    or with the fast Resiliparse path (``extractor: resiliparse``)."""
+    """Extract the main text of HTML: Trafilatura, or Resiliparse's main content (extractor: resiliparse), in a timeout sandbox."""
 
     name = "html_extract"
     Config = HtmlExtractConfig
     requires = {"trafilatura": "web", "resiliparse": "web"}
     example = """\
 - stage: html_extract
-  favour_precision: true
+  extractor: resiliparse     # web-v2's fast path; trafilatura (the default) is precise but ~10x slower
+  fallback: trafilatura      # when Resiliparse finds no main content
   timeout: 10
-# the fast path (web-v2's default): Resiliparse main content, title and captions pruned
-- stage: html_extract
-  extractor: resiliparse
-  fallback: trafilatura
 """
 
     def setup(self) -> None:
@@ -78,6 +75,10 @@ class HtmlExtract(TaggerStage):
             from r1data.sources import html_fast
 
             self._fast = html_fast
+            # a module-level function (picklable: the sandbox process may be spawned, not forked)
+            self._fast_extract = functools.partial(
+                html_fast.extract_or_error, prune=c.prune, classify=c.classify_lines, threshold=c.line_threshold
+            )
         #: one sandbox per extract function (a sandbox process serves the function it started with)
         self._sandboxes: dict = {}
 
@@ -102,10 +103,6 @@ class HtmlExtract(TaggerStage):
         if self.config.extractor == "resiliparse":
             return self._tag_fast(doc)
         return self._tag_sandboxed(doc, "trafilatura", self._extractor.extract)
-
-    def _fast_extract(self, html: str):
-        c = self.config
-        return self._fast.extract_or_error(html, prune=c.prune, classify=c.classify_lines, threshold=c.line_threshold)
 
     def _tag_fast(self, doc: Document) -> str | None:
         c = self.config
