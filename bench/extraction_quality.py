@@ -298,8 +298,8 @@ def stage_check(limit: int) -> None:
     warc_docs, _ = _warc_html_docs(limit)
     configs = {
         "web-v1: trafilatura (sandboxed)": {},
-        "web-v2: resiliparse, fallback trafilatura": {"extractor": "resiliparse", "fallback": "trafilatura"},
-        "resiliparse, no fallback": {"extractor": "resiliparse"},
+        "web-v2: resiliparse (sandboxed, no fallback)": {"extractor": "resiliparse"},
+        "resiliparse, fallback trafilatura": {"extractor": "resiliparse", "fallback": "trafilatura"},
         "resiliparse, in-process (sandbox: false)": {"extractor": "resiliparse", "sandbox": False},
     }
     print(f"| {'html_extract settings':<42} | pages | kept | dropped (reasons) | fallbacks | ms/page |")
