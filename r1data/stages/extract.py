@@ -126,7 +126,7 @@ class HtmlExtract(TaggerStage):
         self.stat_update("extraction_fallback")
         if c.fallback == "trafilatura":
             return self._tag_sandboxed(doc, "trafilatura", self._extractor.extract)
-        try:
+        try:  # in-process: without the main-content pass Resiliparse is linear in the page (docs/extraction.md)
             text = self._fast.visible_text(doc.text)
         except Exception as e:
             doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
