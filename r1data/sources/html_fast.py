@@ -2,11 +2,11 @@
 
 Resiliparse (C++, lexbor) finds the main content in a few milliseconds but keeps lines that a human
 would call boilerplate: titles, captions, share bars, "Advertisement", newsletter boxes, bylines.
-Two cheap passes win most of that precision back:
+Two passes win precision back:
 
-1. the DOM is pruned before extraction (``skip_elements``): the page title (``h1``), figure
-   captions and elements whose class or id says caption;
-2. each extracted line is scored by a logistic regression over jusText/boilerpipe-style features
+1. (``prune``, web-v2's default) the DOM is pruned before extraction (``skip_elements``): the page
+   title (``h1``), figure captions and elements whose class or id says caption;
+2. (``classify``, optional: pure Python, 4x the time for +0.2 F1) each extracted line is scored by a logistic regression over jusText/boilerpipe-style features
    of the line and its neighbours (word count, punctuation, capitalisation, position relative to
    the long prose lines, boilerplate vocabulary) and dropped below a threshold.
 
