@@ -84,7 +84,10 @@ def test_kept_documents_are_clean_english(tiny_run):
     assert not kept["text"].str.contains("<html").any()
     rej = pl.read_parquet(tiny_run / "rejected")
     cc = rej.filter(~pl.col("url").str.contains("python.org"))
-    assert cc.height == 5  # every real Common Crawl page of the fixture was dropped, with its reason
+    # the real Common Crawl pages of the fixture are dropped, with their reasons, except (web-v2's
+    # Resiliparse extraction keeps more of its text than Trafilatura did) one company page in English
+    assert cc.height == 4
+    assert set(kept.filter(~pl.col("url").str.contains("python.org"))["url"]) <= {"http://037426.cn/"}
     assert cc["reason"].str.len_chars().min() > 0 and cc["stage"].str.len_chars().min() > 0
 
 

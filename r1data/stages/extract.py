@@ -1,9 +1,12 @@
-"""HTML -> main text with Trafilatura, through datatrove's extractor and its timeout sandbox."""
+"""HTML -> main text: Trafilatura (datatrove's extractor, in its timeout sandbox) or the fast
+Resiliparse path of :mod:`r1data.sources.html_fast` (size-capped, sandboxed by default)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from typing import Literal
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.extractors.base import ExtractorSandbox
@@ -14,6 +17,10 @@ from r1data.stages.registry import register
 
 
 class HtmlExtractConfig(StageConfig):
+    extractor: Literal["trafilatura", "resiliparse"] = Field(
+        "trafilatura",
+        description="trafilatura: precise, ~25-100 ms/page; resiliparse: main content, title and captions pruned, ~10x faster (docs/extraction.md)",
+    )
     favour_precision: bool = Field(True, description="prefer less but cleaner text (trafilatura favor_precision)")
     include_tables: bool = Field(True, description="keep table cells")
     deduplicate: bool = Field(
@@ -24,6 +31,23 @@ class HtmlExtractConfig(StageConfig):
         60.0, gt=0, description="seconds per document before it is dropped as extraction_timeout (generous: a timeout makes output load-dependent)"
     )
     min_chars: int = Field(1, ge=1, description="extractions shorter than this are dropped as extraction_empty")
+    # ---- resiliparse only ----
+    prune: bool = Field(True, description="resiliparse: skip the title (h1) and figure captions before extraction")
+    classify_lines: bool = Field(
+        False, description="resiliparse: drop lines the learned line classifier scores below line_threshold (slower in Python)"
+    )
+    line_threshold: float | None = Field(None, ge=0, le=1, description="resiliparse: classifier threshold (None: the trained one)")
+    fallback: Literal["none", "visible_text", "trafilatura"] = Field(
+        "none",
+        description="resiliparse: when the main content is empty, take every visible text or Trafilatura's (sandboxed) text instead",
+    )
+    max_html_chars: int = Field(
+        5_000_000, ge=1, description="resiliparse: longer pages are dropped as extraction_too_large (bounds time and memory in-process)"
+    )
+    sandbox: bool = Field(
+        True,
+        description="resiliparse: run it in the timeout sandbox (Trafilatura always is): its main-content pass is quadratic in nesting depth",
+    )
 
 
 class _Sandbox(ExtractorSandbox):
@@ -57,46 +81,101 @@ class _Sandbox(ExtractorSandbox):
 
 @register
 class HtmlExtract(TaggerStage):
-    """Extract the main text of HTML with Trafilatura (datatrove's extractor, run in a timeout sandbox)."""
+    """Extract the main text of HTML: Trafilatura, or Resiliparse's main content (extractor: resiliparse), in a timeout sandbox."""
 
     name = "html_extract"
     Config = HtmlExtractConfig
-    requires = {"trafilatura": "web"}
+    requires = {"trafilatura": "web", "resiliparse": "web"}
     example = """\
 - stage: html_extract
-  favour_precision: true
+  extractor: resiliparse     # web-v2's fast path; trafilatura (the default) is precise but ~10x slower
+  fallback: trafilatura      # when Resiliparse finds no main content
   timeout: 10
 """
 
     def setup(self) -> None:
-        from datatrove.pipeline.extractors import Trafilatura
-
         c = self.config
-        self._extractor = Trafilatura(
-            favour_precision=c.favour_precision, timeout=c.timeout, deduplicate=c.deduplicate, include_tables=c.include_tables
-        )
-        self._sandbox = None
+        self._extractor = self._fast = None
+        if c.extractor == "trafilatura" or c.fallback == "trafilatura":
+            from datatrove.pipeline.extractors import Trafilatura
+
+            self._extractor = Trafilatura(
+                favour_precision=c.favour_precision, timeout=c.timeout, deduplicate=c.deduplicate, include_tables=c.include_tables
+            )
+        if c.extractor == "resiliparse":
+            from r1data.sources import html_fast
+
+            self._fast = html_fast
+            # a module-level function (picklable: the sandbox process may be spawned, not forked)
+            self._fast_extract = functools.partial(
+                html_fast.extract_or_error, prune=c.prune, classify=c.classify_lines, threshold=c.line_threshold
+            )
+        #: one sandbox per extract function (a sandbox process serves the function it started with)
+        self._sandboxes: dict = {}
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self._ensure_setup()
-        self._sandbox = _Sandbox(timeout=self.config.timeout, warmup_text="")
+        self._sandboxes = {}
         try:
             yield from super().run(data, rank, world_size)
         finally:
-            sandbox, self._sandbox = self._sandbox, None
-            try:
-                sandbox.__exit__(None, None, None)
-            except Exception as e:  # every document is already accounted for: a cleanup hiccup must not fail the task
-                from datatrove.utils.logging import logger
+            sandboxes, self._sandboxes = self._sandboxes, {}
+            for sandbox in sandboxes.values():
+                try:
+                    sandbox.__exit__(None, None, None)
+                except Exception as e:  # every document is already accounted for: a cleanup hiccup must not fail the task
+                    from datatrove.utils.logging import logger
 
-                logger.warning(f"html_extract: stopping the extraction sandbox failed: {type(e).__name__}: {e}")
+                    logger.warning(f"html_extract: stopping the extraction sandbox failed: {type(e).__name__}: {e}")
 
     def tag(self, doc: Document) -> str | None:
         if doc.metadata.pop("_extracted", False):  # WET records and plain text: nothing to extract
             return None
+        if self.config.extractor == "resiliparse":
+            return self._tag_fast(doc)
+        return self._tag_sandboxed(doc, "trafilatura", self._extractor.extract)
+
+    def _tag_fast(self, doc: Document) -> str | None:
+        c = self.config
+        if len(doc.text) > c.max_html_chars:
+            doc.metadata["extraction_error"] = f"{len(doc.text)} characters of HTML > max_html_chars {c.max_html_chars}"
+            return "extraction_too_large"
+        if c.sandbox:
+            reason = self._tag_sandboxed(doc, "resiliparse", self._fast_extract)
+            if reason != "extraction_empty" or c.fallback == "none":
+                return reason
+        else:
+            text = self._fast_extract(doc.text)
+            if isinstance(text, Exception):
+                doc.metadata["extraction_error"] = str(text)[:300]
+                return "extraction_error"
+            if text and len(text.strip()) >= c.min_chars:
+                doc.text = text
+                return None
+            if c.fallback == "none":
+                return "extraction_empty"
+        self.stat_update("extraction_fallback")
+        if c.fallback == "trafilatura":
+            return self._tag_sandboxed(doc, "trafilatura", self._extractor.extract)
+        try:  # in-process: without the main-content pass Resiliparse is linear in the page (docs/extraction.md)
+            text = self._fast.visible_text(doc.text)
+        except Exception as e:
+            doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+            return "extraction_error"
+        if not text or len(text.strip()) < c.min_chars:
+            return "extraction_empty"
+        doc.text = text
+        return None
+
+    def _sandbox(self, key: str):
+        if key not in self._sandboxes:
+            self._sandboxes[key] = _Sandbox(timeout=self.config.timeout, warmup_text="")
+        return self._sandboxes[key]
+
+    def _tag_sandboxed(self, doc: Document, key: str, extract) -> str | None:
         for attempt in range(3):
             try:
-                text = self._sandbox.process_document(doc.text, self._extractor.extract)
+                text = self._sandbox(key).process_document(doc.text, extract)
                 break
             except TimeoutError:
                 return "extraction_timeout"
@@ -105,21 +184,23 @@ class HtmlExtract(TaggerStage):
             except (OSError, AttributeError, AssertionError) as e:
                 # the sandbox process could not start (fork refused on a busy machine, ...): this says
                 # nothing about the document, so reset the sandbox and try again before giving up
-                self._reset_sandbox()
+                self._reset_sandbox(key)
                 if attempt == 2:
                     doc.metadata["extraction_error"] = f"sandbox: {type(e).__name__}: {e}"[:300]
                     return "extraction_error"
                 time.sleep(1 + attempt)
-            except Exception as e:  # trafilatura/lxml errors on malformed markup, raised in the sandbox
-                doc.metadata["extraction_error"] = f"{type(e).__name__}: {e}"[:300]
+            except Exception as e:  # trafilatura/lxml (or resiliparse) errors on malformed markup, raised in the sandbox
+                failed = self._fast is not None and isinstance(e, self._fast.ExtractionFailed)
+                doc.metadata["extraction_error"] = (str(e) if failed else f"{type(e).__name__}: {e}")[:300]
                 return "extraction_error"
         if not text or len(text.strip()) < self.config.min_chars:
             return "extraction_empty"
         doc.text = text
         return None
 
-    def _reset_sandbox(self) -> None:
+    def _reset_sandbox(self, key: str) -> None:
+        sandbox = self._sandbox(key)
         try:
-            self._sandbox._cleanup_process()
+            sandbox._cleanup_process()
         except Exception:  # a Process that never started has nothing to terminate
-            self._sandbox.process = None
+            sandbox.process = None
