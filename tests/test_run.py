@@ -52,6 +52,15 @@ def test_golden_tiny(tiny_run):
     check_golden("web-tiny", outcome(tiny_run))
 
 
+def test_released_policy_web_v1_still_gives_its_output(tmp_path):
+    """pipelines/web-v1.yaml (policy web-v1: Trafilatura, no new stages) reproduces the output web-v1
+    gave when it was the default recipe (tests/golden/web-v1-tiny.json is that golden, unchanged)."""
+    out = tmp_path / "web-v1"
+    res = r1data_cmd("run", "pipelines/web-v1.yaml", "--input", TINY, "--output", out, "--json")
+    assert res.returncode == 0, res.stderr
+    check_golden("web-v1-tiny", outcome(out))
+
+
 def test_summary_and_manifest(tiny_run):
     m = json.loads((tiny_run / "manifest.json").read_text())
     c = m["counts"]

@@ -395,6 +395,14 @@ class SecretRedaction(TaggerStage):
 
 
 def scrubbers(steps) -> list:
-    """The ``scrub`` of every stage in ``steps`` that redacts rejected documents too: the sinks pass
-    every row they write through these (a no-op for a row the stage has already redacted)."""
-    return [s.scrub for s in steps if isinstance(s, SecretRedaction) and s.config.redact_rejected]
+    """The ``scrub`` of every stage in ``steps`` that redacts rejected documents too (secret_redaction
+    with ``redact_rejected``, pii_redact): the sinks pass every row they write through these (a no-op
+    for a row the stage has already redacted)."""
+    out = []
+    for s in steps:
+        if isinstance(s, SecretRedaction):
+            if s.config.redact_rejected:
+                out.append(s.scrub)
+        elif getattr(s, "name", None) == "pii_redact":
+            out.append(s.scrub)
+    return out

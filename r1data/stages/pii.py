@@ -35,8 +35,9 @@ class PiiRedactConfig(StageConfig):
 class PiiRedact(TaggerStage):
     """Replace e-mails, IPv4/IPv6 addresses, phone numbers and secrets by typed placeholders, rejected documents too."""
 
-    # Every document passing the stage is redacted, including those an earlier stage rejected, so
-    # nothing it would remove reaches rejected/ either. Counts per kind go to meta.pii.
+    # Every document passing the stage is redacted, including those an earlier stage rejected, and
+    # the sinks pass every row they write through `scrub` (rows rejected in an earlier phase of a
+    # multi-phase recipe), so nothing it would remove reaches rejected/ either. Counts: meta.pii.
     name = "pii_redact"
     Config = PiiRedactConfig
     requires = {"phonenumbers": "web"}
@@ -74,6 +75,13 @@ class PiiRedact(TaggerStage):
         return text, counts
 
     def _redact_doc(self, doc: Document) -> int:
+        from r1data.stages.code import REDACTED_KEY
+
+        if self.label in doc.metadata.get(REDACTED_KEY, ()):
+            return sum((doc.metadata.get("pii") or {}).values())
+        doc.metadata[REDACTED_KEY] = (*doc.metadata.get(REDACTED_KEY, ()), self.label)
+        if not isinstance(doc.text, str) or not doc.text:
+            return 0
         text, counts = self.redact(doc.text)
         if not counts:
             return 0
@@ -82,6 +90,11 @@ class PiiRedact(TaggerStage):
         for kind, n in counts.items():
             self.stat_update(f"redacted_{kind}", value=n)
         return sum(counts.values())
+
+    def scrub(self, doc: Document) -> None:
+        """Redact a row about to be written that never passed this stage (rejected in an earlier phase)."""
+        self._ensure_setup()
+        self._redact_doc(doc)
 
     def _run_batch(self, batch: list[Document]) -> Iterator[Document]:
         with self.track_time():
