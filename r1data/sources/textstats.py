@@ -34,6 +34,7 @@ import numpy as np
 
 _WS_SPLIT = re.compile(r"(\s+)")
 _MASK = (1 << 64) - 1
+_CHAR_SPAN = 0x110001  # above every code point + 1
 _B = 0x100000001B3 * 2 + 1  # odd: invertible modulo 2**64
 _B_INV = pow(_B, -1, 1 << 64)
 _B2 = np.uint64(0x9E3779B97F4A7C15)
@@ -143,26 +144,35 @@ class Vocab:
             token_match=tok.token_match,
             url_match=tok.url_match,
         )
-        self.splits: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-        last, first = set(), set()
-        self.max_pattern = 1
+        # by the text of a pattern's first k tokens: the texts of its other tokens, concatenated
+        self.splits: dict[str, set[str]] = {}
+        pairs = set()
         for s in tok.rules:
             if tok.faster_heuristics and not (tok.find_prefix(s) or tok.find_infix(s) or tok.find_suffix(s) or " " in s):
                 continue  # spaCy adds only these to its matcher
-            p = tuple(t.text for t in plain(s))
+            p = [t.text for t in plain(s)]
             if len(p) < 2:
                 continue
             if any(t.isspace() for t in p):  # never in spaCy's rules: then the newline joins would be unsafe
                 raise RuntimeError(f"spaCy special case {s!r} contains whitespace tokens")
-            self.max_pattern = max(self.max_pattern, len(p))
             for k in range(1, len(p)):
-                self.splits.setdefault(p[:k], []).append(p[k:])
-                last.add(p[k - 1])
-                first.add(p[k])
-        self._last, self._first = last, first
+                left, right = "".join(p[:k]), "".join(p[k:])
+                self.splits.setdefault(left, set()).add(right)
+                pairs.add((left[-1], right[0]))
+        self._left_lens = sorted({len(x) for x in self.splits})
+        self._max_right = max(len(r) for rs in self.splits.values() for r in rs)
+        self._lchars = {a for a, _ in pairs}
+        self._fchars = {b for _, b in pairs}
+        self.pair_keys = np.array(sorted((ord(a) + 1) * _CHAR_SPAN + ord(b) + 1 for a, b in pairs), dtype=np.int64)
 
     def reset(self) -> None:
+        """Start the caches over; spaCy's vocabulary (which only grows) is rebuilt with them."""
         self.generation = getattr(self, "generation", -1) + 1
+        if self.fast and self.generation:
+            import spacy
+
+            self.nlp = spacy.blank(self.language)
+            self.tok = self.nlp.tokenizer
         self.tok_index: dict[str, int] = {}
         self.tokens: list[str] = []
         self.t_len = _Grow(np.int64)
@@ -173,8 +183,11 @@ class Vocab:
         self.chunk_index: dict[str, int] = {}
         self.chunk_toks: list[tuple[int, ...]] = []
         self.chunk_sent: list[tuple[int, int, int, int]] = []  # sentence starts / state out, for state in F, T
-        self.c_last = bytearray()  # last token may begin a cross-chunk special case
-        self.c_first = bytearray()  # first token may continue one
+        # a special case spanning chunks ends one chunk with a character of _lchars and starts the
+        # next with one of _fchars: (code of the last character + 1) * _CHAR_SPAN, else 0, and
+        # (code of the first character + 1), else 0
+        self.c_last = _Grow(np.int64)
+        self.c_first = _Grow(np.int64)
 
     def _add_tokens(self, texts: list[str], puncts: list[bool] | None = None) -> None:
         new = [t for t in dict.fromkeys(texts) if t not in self.tok_index]
@@ -196,9 +209,8 @@ class Vocab:
             self.t_class.extend([2 if t in pc else (1 if pmap[t] else 0) for t in new])
 
     def _spacy_tokens(self, text: str) -> tuple[list[str], list[bool]]:
-        with self.nlp.memory_zone():
-            doc = self.tok(text)
-            return [t.text for t in doc], [t.is_punct for t in doc]
+        doc = self.tok(text)
+        return [t.text for t in doc], [t.is_punct for t in doc]
 
     def _learn_chunks(self, chunks: list[str]) -> None:
         """Tokenise unseen chunks with spaCy (one call) and cache them."""
@@ -214,61 +226,75 @@ class Vocab:
         groups = [g for g in groups if g]
         if len(groups) != len(chunks):  # cannot happen with spaCy's whitespace rule; be safe
             groups = [[ti[t] for t in self._spacy_tokens(c)[0]] for c in chunks]
-        first, last = self._first, self._last
-        tokens = self.tokens
-        for c, g in zip(chunks, groups):
-            self.chunk_index[c] = len(self.chunk_toks)
-            self.chunk_toks.append(tuple(g))
-            self.chunk_sent.append(_sent_summary([pc[i] for i in g]))
-            self.c_last.append(tokens[g[-1]] in last)
-            self.c_first.append(tokens[g[0]] in first)
+        lchars, fchars = self._lchars, self._fchars
+        base = len(self.chunk_toks)
+        for k, (c, g) in enumerate(zip(chunks, groups)):
+            self.chunk_index[c] = base + k
+        self.chunk_toks.extend(tuple(g) for g in groups)
+        self.chunk_sent.extend(_sent_summary([pc[i] for i in g]) for g in groups)
+        self.c_last.extend([(ord(c[-1]) + 1) * _CHAR_SPAN if c[-1] in lchars else 0 for c in chunks])
+        self.c_first.extend([ord(c[0]) + 1 if c[0] in fchars else 0 for c in chunks])
 
     def chunk_ids(self, chunks: list[str]) -> list[int]:
         ci = self.chunk_index
-        idx = [ci.get(c, -1) for c in chunks]
-        if -1 in idx:
+        try:
+            return list(map(ci.__getitem__, chunks))
+        except KeyError:
             self._learn_chunks([c for c in dict.fromkeys(chunks) if c not in ci])
-            idx = [ci[c] for c in chunks]
-        return idx
+            return list(map(ci.__getitem__, chunks))
 
-    def _crossings(self, text: str, idx: list[int]) -> list[tuple[int, int]]:
+    def _crossings(self, text: str, chunks: list[str], idx: list[int]) -> list[tuple[int, int]]:
         """Runs of chunks [i, j] joined by single spaces that a special-case pattern spans, merged."""
         n = len(idx)
         if n < 2:
             return []
-        cl = np.frombuffer(self.c_last, dtype=np.uint8)
-        cf = np.frombuffer(self.c_first, dtype=np.uint8)
         a = np.asarray(idx)
-        cands = np.flatnonzero(cl[a[:-1]] & cf[a[1:]])
+        lk = self.c_last.a[a[:-1]]
+        fk = self.c_first.a[a[1:]]
+        maybe = (lk != 0) & (fk != 0)
+        if not maybe.any():
+            return []
+        cands = np.flatnonzero(maybe)
+        cands = cands[np.isin(lk[cands] + fk[cands], self.pair_keys)]
         if not cands.size:
             return []
-        parts = _WS_SPLIT.split(text)
-        if parts and parts[0] == "":
-            parts = parts[2:]
-        seps = parts[1::2]
-        toks, tokens, splits, maxp = self.chunk_toks, self.tokens, self.splits, self.max_pattern
+        # spaCy's matcher works on the tokens before special cases are merged, which the cache does
+        # not keep: match the patterns' text instead (a superset of the token matches, which is
+        # safe: spaCy on a run of chunks no pattern leaves gives what it gives them in the text)
+        splits, lens, max_right = self.splits, self._left_lens, self._max_right
+        seps: list[str] | None = None  # the whitespace after each chunk, read only when needed
         regions: list[tuple[int, int]] = []
         for i in cands.tolist():
-            if seps[i] != " ":
+            if seps is not None and seps[i] != " ":
                 continue
-            left = [tokens[t] for t in toks[idx[i]]]
-            right: list[str] = []
-            ends: list[int] = []  # ends[k]: the chunk holding right[k]
+            a_text = chunks[i]
+            right = ""
+            ends: list[int] = []  # ends[c]: the chunk holding right[c]
             j = i + 1
-            while j < n and len(right) < maxp:
-                g = toks[idx[j]]
-                right.extend(tokens[t] for t in g)
-                ends.extend([j] * len(g))
-                if j >= len(seps) or seps[j] != " ":
-                    break
+            while j < n and len(right) < max_right:
+                right += chunks[j]
+                ends.extend([j] * len(chunks[j]))
                 j += 1
             end = -1
-            for k in range(1, min(len(left), maxp) + 1):
-                for cont in splits.get(tuple(left[-k:]), ()):
-                    if tuple(right[: len(cont)]) == cont:
-                        end = max(end, ends[len(cont) - 1])
+            for ln in lens:
+                if ln > len(a_text):
+                    break
+                for r in splits.get(a_text[-ln:], ()):
+                    if right.startswith(r):
+                        end = max(end, ends[len(r) - 1])
             if end < 0:
                 continue
+            if seps is None:
+                parts = _WS_SPLIT.split(text)
+                if parts and parts[0] == "":
+                    parts = parts[2:]
+                seps = parts[1::2]
+                if seps[i] != " ":
+                    continue
+            k = i + 1  # the pattern cannot reach past a separator other than one space
+            while k < end and seps[k] == " ":
+                k += 1
+            end = min(end, k)
             if regions and i <= regions[-1][1]:
                 regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
             else:
@@ -287,7 +313,7 @@ class Vocab:
             # chunks that a special case spans: spaCy on just those chunks (as they stand in the
             # text, joined by single spaces) gives what it gives them inside the whole text, since
             # no special-case span reaches past them
-            for i, j in reversed(self._crossings(text, idx)):
+            for i, j in reversed(self._crossings(text, chunks, idx)):
                 texts, puncts = self._spacy_tokens(" ".join(chunks[i : j + 1]))
                 self._add_tokens(texts, puncts)
                 ti = self.tok_index
@@ -316,7 +342,7 @@ class Vocab:
         if not chunks:
             return 1  # datatrove's span arithmetic gives one (empty) sentence for a blank line
         idx = self.chunk_ids(chunks)
-        if self._crossings(line, idx):
+        if self._crossings(line, chunks, idx):
             texts, puncts = self._spacy_tokens(line)
             self._add_tokens(texts, puncts)
             classes = [self.t_class[self.tok_index[t]] for t in texts]
@@ -389,16 +415,18 @@ def vocab(language: str) -> Vocab:
 # -- n-grams ----------------------------------------------------------------------------------------
 def _groups(h: np.ndarray):
     """Group equal hashes: (inverse group id per position, first position of each group, counts)."""
-    order = np.argsort(h, kind="stable")
+    order = np.argsort(h)
     hs = h[order]
     start = np.empty(len(h), dtype=bool)
     start[0] = True
     np.not_equal(hs[1:], hs[:-1], out=start[1:])
+    starts = np.flatnonzero(start)
+    if len(starts) == len(h):  # all different
+        return None, None, None
     gid_sorted = np.cumsum(start) - 1
     inv = np.empty(len(h), dtype=np.int64)
     inv[order] = gid_sorted
-    starts = np.flatnonzero(start)
-    first = order[starts]
+    first = np.minimum.reduceat(order, starts)
     counts = np.diff(np.append(starts, len(h)))
     return inv, first, counts
 
@@ -496,6 +524,8 @@ class TextStats:
             for k in range(1, n):
                 hn = hn[:-1] * _B2 + h[k:]
         inv, first, counts = _groups(hn)
+        if inv is None:  # every n-gram once: the first one wins
+            return int(self.word_lens[:n].sum()) + n - 1
         best = counts.max()
         winners = np.flatnonzero(counts == best)
         g = winners[np.argmin(first[winners])]
@@ -528,6 +558,8 @@ class TextStats:
             np.cumsum(self.vocab.t_hash.a[ids] * ipw[cum[1:]], out=q[1:])
             h = (q[n:] - q[:-n]) * pw[cum[n:]]
         inv, first, counts = _groups(h)
+        if inv is None:
+            return 0
         pos = np.arange(m)
         firsts = first[inv]
         cand = np.flatnonzero(firsts != pos)
