@@ -163,7 +163,7 @@ class Vocab:
         self._max_right = max(len(r) for rs in self.splits.values() for r in rs)
         self._lchars = {a for a, _ in pairs}
         self._fchars = {b for _, b in pairs}
-        self.pair_keys = np.array(sorted((ord(a) + 1) * _CHAR_SPAN + ord(b) + 1 for a, b in pairs), dtype=np.int64)
+        self.pair_keys = {(ord(a) + 1) * _CHAR_SPAN + ord(b) + 1 for a, b in pairs}
 
     def reset(self) -> None:
         """Start the caches over; spaCy's vocabulary (which only grows) is rebuilt with them."""
@@ -255,8 +255,10 @@ class Vocab:
         if not maybe.any():
             return []
         cands = np.flatnonzero(maybe)
-        cands = cands[np.isin(lk[cands] + fk[cands], self.pair_keys)]
-        if not cands.size:
+        keys = (lk[cands] + fk[cands]).tolist()
+        pk = self.pair_keys
+        cands = [i for i, key in zip(cands.tolist(), keys) if key in pk]
+        if not cands:
             return []
         # spaCy's matcher works on the tokens before special cases are merged, which the cache does
         # not keep: match the patterns' text instead (a superset of the token matches, which is
@@ -264,7 +266,7 @@ class Vocab:
         splits, lens, max_right = self.splits, self._left_lens, self._max_right
         seps: list[str] | None = None  # the whitespace after each chunk, read only when needed
         regions: list[tuple[int, int]] = []
-        for i in cands.tolist():
+        for i in cands:
             if seps is not None and seps[i] != " ":
                 continue
             a_text = chunks[i]
@@ -335,10 +337,13 @@ class Vocab:
             return len(split_into_sentences(line, self.language))
         if len(self.chunk_index) > MAX_CHUNKS or len(self.tokens) > MAX_TOKENS:
             self.reset()
-        parts = _WS_SPLIT.split(line)
-        chunks = parts[0::2]
-        lead = chunks[0] == ""
-        chunks = [c for c in chunks if c]
+        chunks = line.split()
+        if " ".join(chunks) == line:  # single spaces only: no whitespace tokens
+            parts = None
+            lead = False
+        else:
+            parts = _WS_SPLIT.split(line)
+            lead = parts[0] == ""
         if not chunks:
             return 1  # datatrove's span arithmetic gives one (empty) sentence for a blank line
         idx = self.chunk_ids(chunks)
@@ -349,7 +354,7 @@ class Vocab:
             return max(1, _count(classes))
         summ = self.chunk_sent
         starts, seen = 0, False
-        seps = parts[1::2]
+        seps = parts[1::2] if parts is not None else []
         # whitespace tokens (class 0): a leading run; after a chunk, a run other than exactly " "
         if lead and seps:
             seps_iter = iter(seps[1:])
@@ -414,7 +419,11 @@ def vocab(language: str) -> Vocab:
 
 # -- n-grams ----------------------------------------------------------------------------------------
 def _groups(h: np.ndarray):
-    """Group equal hashes: (inverse group id per position, first position of each group, counts)."""
+    """Group equal hashes: (inverse group id per position, first position of each group, counts),
+    or Nones when all differ."""
+    hs = np.sort(h)
+    if not (hs[1:] == hs[:-1]).any():
+        return None, None, None
     order = np.argsort(h)
     hs = h[order]
     start = np.empty(len(h), dtype=bool)
@@ -573,11 +582,11 @@ class TextStats:
                 b = "".join(toks[t] for t in ids[f : f + n].tolist())
                 if a != b:
                     return _dt_all_dup(self.words(), n)  # hash collision: datatrove's way
-        clen = (cum[n:] - cum[:-n]).tolist()
-        return _greedy_repeats(cand.tolist(), inv.tolist(), first.tolist(), clen, n)
+        clen = cum[n:] - cum[:-n]
+        return _greedy_repeats(cand.tolist(), inv[cand].tolist(), firsts[cand].tolist(), clen[cand].tolist(), n)
 
 
-def _greedy_repeats(cand: list[int], inv: list[int], first: list[int], clen: list[int], n: int) -> int:
+def _greedy_repeats(cand: list[int], groups: list[int], firsts: list[int], clens: list[int], n: int) -> int:
     """datatrove's left-to-right scan (a repeated n-gram skips its n words), visiting only the
     positions whose n-gram occurred before: every other visited position is new by definition."""
     import bisect
@@ -585,18 +594,16 @@ def _greedy_repeats(cand: list[int], inv: list[int], first: list[int], clen: lis
     added: set[int] = set()  # groups added at a repeated position (their first occurrence was skipped)
     skip_starts: list[int] = []  # skipped ranges [s, s + n - 2]
     idx = rep = 0
-    for p in cand:
+    for p, g, f, cl in zip(cand, groups, firsts, clens):
         if p < idx:
             continue
-        g = inv[p]
         if g in added:
             hit = True
         else:
-            f = first[g]
             k = bisect.bisect_right(skip_starts, f) - 1
             hit = not (k >= 0 and f <= skip_starts[k] + n - 2)
         if hit:
-            rep += clen[p]
+            rep += cl
             skip_starts.append(p + 1)
             idx = p + n
         else:
