@@ -150,6 +150,26 @@ def test_spacy_symbol_names_are_words_once_and_for_all():
         text += " "
 
 
+def test_caches_starting_over_keep_the_words(web_texts, monkeypatch):
+    """With tiny cache limits the vocab starts over every few documents; words stay spaCy's,
+    including for an analysis made before a restart and read after it."""
+    from r1data.sources import textstats
+
+    monkeypatch.setattr(textstats, "MAX_CHUNKS", 300)
+    monkeypatch.setattr(textstats, "MAX_TOKENS", 300)
+    v = vocab("en")
+    before = v.generation
+    texts = web_texts[1:40:3]
+    early = analyze(texts[0] + " x")
+    early.ids  # noqa: B018 - computed now, read again after the restarts below
+    for text in texts:
+        st = analyze(text)
+        assert st.words() == split_into_words(text, "en")
+        assert st.stop_words_present({"the", "of", "and"}) == len({"the", "of", "and"} & set(split_into_words(text, "en")))
+    assert v.generation > before
+    assert early.words() == split_into_words(texts[0] + " x", "en")
+
+
 def test_edge_cases_match_datatrove():
     _check(EDGE_CASES)
 

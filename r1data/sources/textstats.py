@@ -476,8 +476,9 @@ class TextStats:
         return len(self.ids)
 
     def words(self) -> list[str]:
+        ids = self.ids  # first: reading the ids may start the vocab over
         toks = self.vocab.tokens
-        return [toks[i] for i in self.ids.tolist()]
+        return [toks[i] for i in ids.tolist()]
 
     @property
     def word_lens(self) -> np.ndarray:
@@ -495,11 +496,12 @@ class TextStats:
         return n_nonsym, int(self.vocab.t_alpha.a[ids].sum()), mean, len(ids)
 
     def stop_words_present(self, stop_words: set[str]) -> int:
+        ids = self.ids  # first: reading the ids may start the vocab over
         ti = self.vocab.tok_index
         sid = [ti[w] for w in stop_words if w in ti]
         if not sid:
             return 0
-        return int(np.isin(np.asarray(sid, dtype=np.int64), self.ids).sum())
+        return int(np.isin(np.asarray(sid, dtype=np.int64), ids).sum())
 
     @property
     def splitlines(self) -> list[str]:
