@@ -1,13 +1,16 @@
-"""Heuristic quality filters: datatrove's Gopher, C4 and FineWeb rules, wrapped by name with typed configs.
+"""Heuristic quality filters: datatrove's Gopher, C4 and FineWeb rules, by name with typed configs.
 
-The rules and their drop reasons are datatrove's (``gopher_short_doc``, ``dup_line_frac``,
-``curly_bracket``, ``line_punct_ratio`` ...); r1data only gives them a validated config, a stable
-name and routes every drop to ``rejected/``.
+The rules, their parameters and drop reasons are datatrove's (``gopher_short_doc``,
+``dup_line_frac``, ``curly_bracket``, ``line_punct_ratio`` ...) and every decision equals
+datatrove's filter with the same parameters (tests/test_heuristics_parity.py). What differs is the
+cost: words, sentences and n-grams come from one shared analysis of the text
+(``r1data.sources.textstats``), computed once per document instead of once per filter, with a
+per-chunk token cache and numpy n-gram hashing instead of Python strings.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
 
 from datatrove.data import Document
 from pydantic import Field
@@ -15,35 +18,28 @@ from pydantic import Field
 from r1data.stages.base import FilterStage, StageConfig
 from r1data.stages.registry import register
 
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile("\n+")
+# C4 (datatrove's c4_filters): Wikipedia citations, terminal punctuation, policy boilerplate
+_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+_END_PUNCT = (".", "?", "!", '"', "'")
+_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
-class _DatatroveFilter(FilterStage):
-    """Wraps a datatrove ``BaseFilter``: its ``filter`` answers, r1data keeps the reason."""
+
+class _Heuristic(FilterStage):
+    """A heuristic stage: its rules read the shared ``TextStats`` of the document's text."""
 
     requires = {"spacy": "web"}
-    #: the reason used when the datatrove filter drops without giving one
-    default_reason: ClassVar[str] = ""
-
-    def make_filter(self):
-        raise NotImplementedError
 
     def setup(self) -> None:
-        self._filter = self.make_filter()
+        from r1data.sources.textstats import vocab
 
-    def keep(self, doc: Document):
-        res = self._filter.filter(doc)
-        if isinstance(res, tuple):
-            ok, reason = res
-        else:
-            ok, reason = res, None
-        if ok:
-            return True
-        return False, _clean_reason(reason) or self.default_reason or self.name
+        vocab(self.config.language)  # load the tokenizer now, not on the first document
 
+    def text_stats(self, text: str):
+        from r1data.sources.textstats import analyze
 
-def _clean_reason(reason: str | None) -> str | None:
-    if not reason:
-        return None
-    return "_".join(reason.replace("<", "lt").replace(">", "gt").split()).lower()
+        return analyze(text, self.config.language)
 
 
 class GopherQualityConfig(StageConfig):
@@ -61,7 +57,7 @@ class GopherQualityConfig(StageConfig):
 
 
 @register
-class GopherQuality(_DatatroveFilter):
+class GopherQuality(_Heuristic):
     """Gopher quality rules (MassiveText): word counts, word length, symbols, bullets, stop words."""
 
     name = "gopher_quality"
@@ -72,10 +68,56 @@ class GopherQuality(_DatatroveFilter):
   max_non_alpha_words_ratio: 0.8
 """
 
-    def make_filter(self):
-        from datatrove.pipeline.filters import GopherQualityFilter
+    def setup(self) -> None:
+        super().setup()
+        from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS
 
-        return GopherQualityFilter(**self.config.model_dump())
+        sw = self.config.stop_words
+        self._stop_words = set(STOP_WORDS if sw is None else sw)
+
+    def keep(self, doc: Document):
+        c = self.config
+        text = doc.text
+        st = self.text_stats(text)
+        n_nonsym, n_alpha, mean_len, n_words = st.gopher_word_stats()
+        if c.min_doc_words and n_nonsym < c.min_doc_words:
+            return False, "gopher_short_doc"
+        if c.max_doc_words and n_nonsym > c.max_doc_words:
+            return False, "gopher_long_doc"
+        # mean_len is nan without non-symbol words (datatrove: np.mean([])): no comparison holds
+        if c.min_avg_word_length and mean_len < c.min_avg_word_length:
+            return False, "gopher_below_avg_threshold"
+        if c.max_avg_word_length and mean_len > c.max_avg_word_length:
+            return False, "gopher_above_avg_threshold"
+        if not n_words and (c.max_symbol_word_ratio or c.max_non_alpha_words_ratio):
+            return False, "gopher_short_doc"  # datatrove divides by zero here (only with min_doc_words off)
+        if c.max_symbol_word_ratio and text.count("#") / n_words > c.max_symbol_word_ratio:
+            return False, "gopher_too_many_hashes"
+        if c.max_symbol_word_ratio and (text.count("...") + text.count("\u2026")) / n_words > c.max_symbol_word_ratio:
+            return False, "gopher_too_many_ellipsis"
+        lines = st.splitlines
+        if c.max_bullet_lines_ratio or c.max_ellipsis_lines_ratio:
+            if not lines:
+                return False, "gopher_short_doc"  # datatrove divides by zero (blank text, min_doc_words off)
+        if c.max_bullet_lines_ratio:
+            bullets = 0
+            for s in lines:
+                s = s.lstrip()
+                bullets += s.startswith("\u2022") or s.startswith("-")
+            if bullets / len(lines) > c.max_bullet_lines_ratio:
+                return False, "gopher_too_many_bullets"
+        if c.max_ellipsis_lines_ratio:
+            ends = 0
+            for s in lines:
+                s = s.rstrip()
+                ends += s.endswith("...") or s.endswith("\u2026")
+            if ends / len(lines) > c.max_ellipsis_lines_ratio:
+                return False, "gopher_too_many_end_ellipsis"
+        if c.max_non_alpha_words_ratio and n_alpha / n_words < c.max_non_alpha_words_ratio:
+            return False, "gopher_below_alpha_threshold"
+        if c.min_stop_words and st.stop_words_present(self._stop_words) < c.min_stop_words:
+            return False, "gopher_enough_stop_words"
+        return True
 
 
 class GopherRepetitionConfig(StageConfig):
@@ -91,7 +133,7 @@ class GopherRepetitionConfig(StageConfig):
 
 
 @register
-class GopherRepetition(_DatatroveFilter):
+class GopherRepetition(_Heuristic):
     """Gopher repetition rules: duplicated lines, paragraphs and n-grams."""
 
     name = "gopher_repetition"
@@ -101,13 +143,32 @@ class GopherRepetition(_DatatroveFilter):
   dup_line_frac: 0.3
 """
 
-    def make_filter(self):
-        from datatrove.pipeline.filters import GopherRepetitionFilter
-
-        c = self.config.model_dump()
-        c["top_n_grams"] = tuple(tuple(x) for x in c["top_n_grams"])
-        c["dup_n_grams"] = tuple(tuple(x) for x in c["dup_n_grams"])
-        return GopherRepetitionFilter(**c)
+    def keep(self, doc: Document):
+        c = self.config
+        text = doc.text
+        if not text:
+            return False, "empty"
+        paragraphs = _PARAGRAPHS.split(text.strip())
+        dups, dup_chars = _find_duplicates(paragraphs)
+        if c.dup_para_frac and dups / len(paragraphs) > c.dup_para_frac:
+            return False, "dup_para_frac"
+        if c.dup_para_char_frac and dup_chars / len(text) > c.dup_para_char_frac:
+            return False, "dup_para_char_frac"
+        lines = _LINES.split(text)
+        dups, dup_chars = _find_duplicates(lines)
+        if c.dup_line_frac and dups / len(lines) > c.dup_line_frac:
+            return False, "dup_line_frac"
+        if c.dup_line_char_frac and dup_chars / len(text) > c.dup_line_char_frac:
+            return False, "dup_line_char_frac"
+        st = self.text_stats(text)
+        for n, frac in c.top_n_grams:
+            top = st.top_ngram_chars(n)
+            if top is not None and top / len(text) > frac:
+                return False, f"top_{n}_gram"
+        for n, frac in c.dup_n_grams:
+            if st.dup_ngram_chars(n) / len(text) > frac:
+                return False, f"duplicated_{n}_n_grams"
+        return True
 
 
 class C4QualityConfig(StageConfig):
@@ -125,7 +186,7 @@ class C4QualityConfig(StageConfig):
 
 
 @register
-class C4Quality(_DatatroveFilter):
+class C4Quality(_Heuristic):
     """C4 line and document rules: terminal punctuation, sentence counts, lorem ipsum, braces, policies."""
 
     name = "c4_quality"
@@ -135,10 +196,47 @@ class C4Quality(_DatatroveFilter):
   filter_curly_bracket: false   # keep code-bearing documentation
 """
 
-    def make_filter(self):
-        from datatrove.pipeline.filters import C4QualityFilter
+    def keep(self, doc: Document):
+        """datatrove's C4 rules. Like datatrove's filter, a kept document's text becomes its kept
+        lines (stripped, citations removed), which later stages see."""
+        c = self.config
+        text = doc.text
+        st = self.text_stats(text)
+        if c.split_paragraph:
+            lines = st.splitlines
+        else:
+            from datatrove.utils.text import split_into_sentences
 
-        return C4QualityFilter(**self.config.model_dump())
+            lines = split_into_sentences(text, c.language)
+        num_sentences = 0
+        kept = []
+        for line in lines:
+            line = line.strip()
+            words = line.split()
+            if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
+                continue
+            if c.remove_citations:
+                line = _CITATION.sub("", line)
+            if c.filter_no_terminal_punct and (not line.endswith(_END_PUNCT) or line.endswith("...")):
+                continue
+            if len(words) < c.min_words_per_line:
+                continue
+            low = line.lower()
+            if c.filter_lorem_ipsum and "lorem ipsum" in low:
+                return False, "lorem_ipsum"
+            if c.filter_javascript and "javascript" in low:
+                continue
+            if c.filter_curly_bracket and "{" in line:
+                return False, "curly_bracket"
+            if c.filter_policy and any(p in low for p in _POLICY):
+                continue
+            if c.min_num_sentences != -1:
+                num_sentences += st.sentences_in(line) if c.split_paragraph else 1
+            kept.append(line)
+        if num_sentences < c.min_num_sentences:
+            return False, "too_few_sentences"
+        doc.text = ("\n" if c.split_paragraph else " ").join(kept).strip()
+        return True
 
 
 class FineWebQualityConfig(StageConfig):
@@ -152,7 +250,7 @@ class FineWebQualityConfig(StageConfig):
 
 
 @register
-class FineWebQuality(_DatatroveFilter):
+class FineWebQuality(_Heuristic):
     """FineWeb's extra rules: punctuated lines, short lines, duplicated characters, list-like pages."""
 
     name = "fineweb_quality"
@@ -162,7 +260,41 @@ class FineWebQuality(_DatatroveFilter):
   line_punct_thr: 0.12
 """
 
-    def make_filter(self):
-        from datatrove.pipeline.filters import FineWebQualityFilter
+    def setup(self) -> None:
+        super().setup()
+        from datatrove.utils.text import TERMINAL_PUNCTUATION
 
-        return FineWebQualityFilter(**self.config.model_dump())
+        self._stop_chars = tuple(TERMINAL_PUNCTUATION)
+
+    def keep(self, doc: Document):
+        c = self.config
+        text = doc.text
+        lines = [line for line in text.split("\n") if line.strip() != ""]
+        if not lines:
+            return False, "empty"
+        stop = self._stop_chars
+        ratio = sum(1 for line in lines if line.endswith(stop)) / len(lines)
+        if ratio < c.line_punct_thr and not (ratio == 0 and c.line_punct_exclude_zero):
+            return False, "line_punct_ratio"
+        ratio = sum(1 for line in lines if len(line) <= c.short_line_length) / len(lines)
+        if ratio > c.short_line_thr:
+            return False, "short_line_ratio"
+        ratio = _find_duplicates(lines)[1] / (len(text) - text.count("\n"))
+        if ratio > c.char_duplicates_ratio:
+            return False, "char_dup_ratio"
+        if text.count("\n") / self.text_stats(text).n_words > c.new_line_ratio:
+            return False, "list_ratio"
+        return True
+
+
+def _find_duplicates(items: list[str]) -> tuple[int, int]:
+    """(repeated items, characters in them): each occurrence after the first counts."""
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n += 1
+            chars += len(x)
+        else:
+            seen.add(x)
+    return n, chars
