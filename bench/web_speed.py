@@ -11,8 +11,8 @@ pipelines and the best wall time of ``--repeat`` is kept):
 
 - ``r1data``: ``r1data run pipelines/web.yaml`` with every stage it has (extraction, language ID,
   four heuristic stages, KenLM + fastText quality, exact and near dedup) and the Parquet sink;
-- ``r1data-v1``: the same recipe with ``--policy web-v1`` (Trafilatura kept), only when
-  ``filters/web-v2.yaml`` exists and ``r1data run`` has a ``--policy`` option;
+- ``r1data-v1``: ``pipelines/web-v1.yaml``, the recipe as released with policy web-v1 (Trafilatura,
+  none of the stages web-v2 added);
 - ``datatrove``: WarcReader -> Trafilatura -> LanguageFilter -> GopherRepetition -> GopherQuality ->
   C4Quality -> FineWebQuality -> ParquetWriter on datatrove's LocalPipelineExecutor (FineWeb's
   pipeline; bench/_dt_web.py);
@@ -156,12 +156,12 @@ def _stat(stats: list[dict], name_part: str, key: str) -> int:
 
 
 class R1data:
-    def __init__(self, label: str, extra: list[str]):
-        self.label, self.extra = label, extra
+    def __init__(self, label: str, extra: list[str], recipe: str = "pipelines/web.yaml"):
+        self.label, self.extra, self.recipe = label, extra, recipe
 
     def run(self, folder: str, pattern: str, tasks: int, workers: int, out: Path) -> dict:
         files = sorted(glob.glob(os.path.join(folder, pattern)))
-        cmd = [PY, "-m", "r1data_cli.app", "run", "pipelines/web.yaml", "--output", str(out), "--overwrite",
+        cmd = [PY, "-m", "r1data_cli.app", "run", self.recipe, "--output", str(out), "--overwrite",
                "--tasks", str(tasks), "--workers", str(workers), "--json", *self.extra]
         for f in files:
             cmd += ["--input", f]
@@ -277,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(glob.glob(os.path.join(folder, pattern)))
     size = sum(os.path.getsize(f) for f in files)
     pipes: list = [R1data("r1data", [])]
-    if (ROOT / "filters" / "web-v2.yaml").exists() and _policy_option():
-        pipes.append(R1data("r1data-v1", ["--policy", "web-v1"]))
+    if (ROOT / "pipelines" / "web-v1.yaml").exists():
+        pipes.append(R1data("r1data-v1", [], "pipelines/web-v1.yaml"))
     pipes += [Datatrove("datatrove", "trafilatura", a.timeout), Datatrove("datatrove-resiliparse", "resiliparse", a.timeout)]
     if a.only:
         want = set(a.only.split(","))
