@@ -1,0 +1,109 @@
+"""Exact dedup of lines (paragraphs) within a window, CCNet style, usable on its own.
+
+- ``line_hashes(text, min_line_chars)``: one 64-bit hash per line of ``text.split("\\n")``, 0 for a
+  line that is never a candidate (its normalised form is shorter than ``min_line_chars``, or empty);
+- ``duplicate_lines(hashes, counts, keep)``: given the hashes of a window's documents in input order,
+  the positions of the lines to drop;
+- ``drop_lines(text, indices)``: the text without those lines.
+
+Normalisation (what makes two lines "the same"): lower case, every Unicode digit -> ``0``, Unicode
+punctuation and symbols (categories P*, S*), control and format characters removed, runs of
+whitespace -> one space, stripped. It is CCNet's ``normalize_for_dedup`` except that CCNet removes
+only the non-ASCII punctuation of its table: here ASCII punctuation and symbols go too, so
+``Home | About`` and ``Home · About`` are one line, and ``© 2023 Example`` and ``(c) 2024 Example``
+differ only by the ``c``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from functools import lru_cache
+from typing import Iterable, Literal
+
+import numpy as np
+
+_DIGIT = re.compile(r"\d")
+_SPACE = re.compile(r"[^\S\n]+")
+
+
+@lru_cache(maxsize=1)
+def _strip_re() -> re.Pattern:
+    """Punctuation (P*), symbols (S*), control (Cc, except the newline) and format (Cf) characters, as one class."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(sys.maxunicode + 1):
+        if cp == 10:
+            continue
+        cat = unicodedata.category(chr(cp))
+        if cat[0] in "PS" or cat in ("Cc", "Cf"):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    parts = [re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges]
+    return re.compile("[" + "".join(parts) + "]+")
+
+
+def normalise_lines(text: str) -> list[str]:
+    """The normalised form of each line of ``text.split("\\n")`` (same count, same order)."""
+    norm = _SPACE.sub(" ", _strip_re().sub("", _DIGIT.sub("0", text.lower())))
+    lines = norm.split("\n")
+    if len(lines) != text.count("\n") + 1:  # cannot happen (no step adds or removes "\n"); stay safe
+        lines = [normalise_lines(line)[0] for line in text.split("\n")]
+    return [line.strip() for line in lines]
+
+
+def line_hashes(text: str, min_line_chars: int = 1) -> np.ndarray:
+    """uint64 hash (xxh3-64 of the UTF-8 normalised line) per line; 0 = not a candidate."""
+    from xxhash import xxh3_64_intdigest
+
+    lines = normalise_lines(text)
+    mn = max(1, min_line_chars)
+    out = np.fromiter(
+        (xxh3_64_intdigest(s.encode("utf-8", "surrogatepass")) | 1 if len(s) >= mn else 0 for s in lines),
+        dtype=np.uint64,
+        count=len(lines),
+    )
+    return out
+
+
+def duplicate_lines(hashes: np.ndarray, keep: Literal["first", "none"] = "first") -> np.ndarray:
+    """Window positions (sorted) of the lines to drop, given every line's hash in window order.
+
+    ``first``: a candidate line whose hash occurred earlier in the window (earlier document, or
+    earlier in the same document) is dropped; the first occurrence stays. ``none``: every candidate
+    line whose hash occurs more than once in the window is dropped, the first occurrence included."""
+    cand = np.flatnonzero(hashes)
+    if cand.size == 0:
+        return cand.astype(np.int64)
+    h = hashes[cand]
+    if keep == "first":
+        # a stable sort: within a run of equal hashes the earliest position comes first
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        later = np.zeros(hs.size, dtype=bool)
+        np.equal(hs[1:], hs[:-1], out=later[1:])
+        drop = cand[np.sort(order[later])]
+    else:
+        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+        drop = cand[counts[inverse.ravel()] > 1]
+    return drop.astype(np.int64)
+
+
+def group_by_document(drop: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Split window positions into (document indexes, line indexes within each of those documents)."""
+    if drop.size == 0:
+        return np.empty(0, dtype=np.int64), []
+    starts = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    doc = np.searchsorted(starts, drop, side="right") - 1
+    line = drop - starts[doc]
+    docs, first = np.unique(doc, return_index=True)
+    return docs, np.split(line, first[1:])
+
+
+def drop_lines(text: str, indices: Iterable[int]) -> str:
+    """``text`` without the lines (of ``text.split("\\n")``) at ``indices``."""
+    drop = set(indices)
+    return "\n".join(line for i, line in enumerate(text.split("\n")) if i not in drop)
