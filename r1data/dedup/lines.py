@@ -25,33 +25,40 @@ from typing import Iterable, Literal
 import numpy as np
 
 _DIGIT = re.compile(r"\d")
-_SPACE = re.compile(r"[^\S\n]+")
+
+
+# ASCII punctuation, symbols and control characters (not the newline): one small, fast class
+_ASCII_STRIP = re.compile(r"[\x00-\x09\x0b-\x1f\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 @lru_cache(maxsize=1)
-def _strip_re() -> re.Pattern:
-    """Punctuation (P*), symbols (S*), control (Cc, except the newline) and format (Cf) characters, as one class."""
-    ranges: list[tuple[int, int]] = []
-    for cp in range(sys.maxunicode + 1):
-        if cp == 10:
-            continue
+def _strip_table() -> dict[int, None]:
+    """Non-ASCII punctuation (P*), symbols (S*), control (Cc) and format (Cf) characters -> removed."""
+    table: dict[int, None] = {}
+    for cp in range(0x80, sys.maxunicode + 1):
         cat = unicodedata.category(chr(cp))
         if cat[0] in "PS" or cat in ("Cc", "Cf"):
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    parts = [re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges]
-    return re.compile("[" + "".join(parts) + "]+")
+            table[cp] = None
+    return table
+
+
+def _strip_non_ascii(m: re.Match) -> str:
+    return m.group().translate(_strip_table())
+
+
+def strip_punctuation(text: str) -> str:
+    """``text`` without punctuation, symbols, control and format characters (newlines stay)."""
+    text = _ASCII_STRIP.sub("", text)
+    return text if text.isascii() else _NON_ASCII.sub(_strip_non_ascii, text)
 
 
 def normalise_lines(text: str) -> list[str]:
     """The normalised form of each line of ``text.split("\\n")`` (same count, same order)."""
-    norm = _SPACE.sub(" ", _strip_re().sub("", _DIGIT.sub("0", text.lower())))
-    lines = norm.split("\n")
+    lines = strip_punctuation(_DIGIT.sub("0", text.lower())).split("\n")
     if len(lines) != text.count("\n") + 1:  # cannot happen (no step adds or removes "\n"); stay safe
         lines = [normalise_lines(line)[0] for line in text.split("\n")]
-    return [line.strip() for line in lines]
+    return [" ".join(line.split()) for line in lines]  # whitespace runs -> one space, stripped
 
 
 def line_hashes(text: str, min_line_chars: int = 1) -> np.ndarray:
