@@ -7,9 +7,10 @@ Two document sets:
 
 - **web**: the bundled web sample (data/sample/web, 4 WARC shards) through ``warc_reader`` and
   ``html_extract`` (Trafilatura), i.e. the real extracted pages that ``line_dedup`` would see;
-- **synthetic**: pages of made-up *sites* built from real text: each site has a navigation block, a
-  cookie banner and a footer made of real lines of the web sample, and each page of a site has a
-  body of 30 consecutive lines of the shared books (../shared/data/books) from a random offset.
+- **synthetic**: pages of made-up *sites* (50 pages each on average) built from real text: each
+  site has a navigation block (6 lines), a banner and a footer (2 lines) taken from real lines of
+  the web sample, each page ends with "Page i of n" (one line after digit folding) and has a body
+  of 12 paragraphs, each 2-4 random lines of the shared books (../shared/data/books) joined.
 
 Each tool does the whole job on the same documents, keep-first semantics, one window: hash every
 line, find the lines seen earlier, rewrite the documents.
@@ -73,17 +74,18 @@ def web_pages(cache: Path) -> list[str]:
     return texts
 
 
-def synthetic_pages(n: int, web: list[str], seed: int = 0, pages_per_site: int = 50) -> list[str]:
+def synthetic_pages(n: int, web: list[str], seed: int = 0, pages_per_site: int = 50, paragraphs: int = 12) -> list[str]:
     rng = random.Random(seed)
-    book = [ln.strip() for f in book_files()[:6] for ln in read_text(f).split("\n") if len(ln.strip()) > 20]
+    book = [ln.strip() for f in book_files() for ln in read_text(f).split("\n") if len(ln.strip()) > 20]
     web_lines = sorted({ln.strip() for t in web for ln in t.split("\n") if 15 <= len(ln.strip()) <= 120})
     pages = []
     sites = max(1, n // pages_per_site)
     chrome = [(rng.sample(web_lines, 6), rng.choice(web_lines), rng.sample(web_lines, 2)) for _ in range(sites)]
     for i in range(n):
         nav, banner, footer = chrome[rng.randrange(sites)]
-        start = rng.randrange(len(book) - 30)
-        pages.append("\n".join(nav + [banner, ""] + book[start : start + 30] + [""] + footer + [f"Page {i} of {n}"]))
+        # a paragraph: 2-4 random lines of the books joined (real text, practically never repeated)
+        body = [" ".join(rng.choice(book) for _ in range(rng.randint(2, 4))) for _ in range(paragraphs)]
+        pages.append("\n".join(nav + [banner, ""] + body + [""] + footer + [f"Page {i} of {n}"]))
     return pages
 
 

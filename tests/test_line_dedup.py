@@ -192,3 +192,13 @@ def test_slurm_dry_run_lists_the_phases(corpus, tmp_path):
     text = res.stdout
     assert "01-line_dedup-map" in text and "02-line_dedup-decide" in text
     assert not out.exists()
+
+
+def test_the_fast_path_normalises_like_the_reference():
+    from r1data.dedup.lines import normalised_line_bytes
+
+    rng = random.Random(3)
+    pool = [chr(c) for c in range(128)] + list("éÉßİ\u00a0\u200b\u3000“”…—٣४·©€\u2028\u0085\ufeff中文Ωω") + ["\n", " ", "ab"]
+    for _ in range(500):
+        s = "".join(rng.choice(pool) for _ in range(rng.randint(0, 80)))
+        assert normalised_line_bytes(s) == [x.encode("utf-8", "surrogatepass") for x in normalise_lines(s)], repr(s)

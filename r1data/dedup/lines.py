@@ -33,13 +33,16 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 @lru_cache(maxsize=1)
-def _strip_table() -> dict[int, None]:
-    """Non-ASCII punctuation (P*), symbols (S*), control (Cc) and format (Cf) characters -> removed."""
-    table: dict[int, None] = {}
+def _strip_table() -> dict[int, str | None]:
+    """Non-ASCII punctuation (P*), symbols (S*), control (Cc) and format (Cf) characters -> removed;
+    non-ASCII whitespace -> a space."""
+    table: dict[int, str | None] = {}
     for cp in range(0x80, sys.maxunicode + 1):
         cat = unicodedata.category(chr(cp))
         if cat[0] in "PS" or cat in ("Cc", "Cf"):
             table[cp] = None
+        elif chr(cp).isspace():  # collapsed with the ASCII spaces later
+            table[cp] = " "
     return table
 
 
@@ -61,18 +64,36 @@ def normalise_lines(text: str) -> list[str]:
     return [" ".join(line.split()) for line in lines]  # whitespace runs -> one space, stripped
 
 
+# the same normalisation on ASCII text as bytes, all in C: lower case, digits -> 0, the
+# characters of _ASCII_STRIP deleted
+_ASCII_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ASCII_DELETE = bytes(c for c in range(128) if c != 10 and _ASCII_STRIP.fullmatch(chr(c)))
+
+
+def normalised_line_bytes(text: str) -> list[bytes]:
+    """``normalise_lines(text)`` encoded as UTF-8, computed mostly on bytes: the non-ASCII
+    characters are handled on the string, then the ASCII ones (a byte < 0x80 in UTF-8 is always
+    an ASCII character) with one ``bytes.translate``."""
+    if not text.isascii():
+        text = _NON_ASCII.sub(_strip_non_ascii, text.lower())
+        if not text.isascii():
+            text = _DIGIT.sub("0", text)  # digits of other scripts
+    raw = text.encode("utf-8", "surrogatepass").lower().translate(_ASCII_DIGITS, _ASCII_DELETE)
+    return [b" ".join(line.split()) for line in raw.split(b"\n")]
+
+
 def line_hashes(text: str, min_line_chars: int = 1) -> np.ndarray:
-    """uint64 hash (xxh3-64 of the UTF-8 normalised line) per line; 0 = not a candidate."""
+    """uint64 hash (xxh3-64 of the UTF-8 normalised line) per line; 0 = not a candidate (a
+    normalised line shorter than ``min_line_chars`` characters, or empty)."""
     from xxhash import xxh3_64_intdigest
 
-    lines = normalise_lines(text)
     mn = max(1, min_line_chars)
-    out = np.fromiter(
-        (xxh3_64_intdigest(s.encode("utf-8", "surrogatepass")) | 1 if len(s) >= mn else 0 for s in lines),
-        dtype=np.uint64,
-        count=len(lines),
-    )
-    return out
+    lines = normalised_line_bytes(text)
+
+    def long_enough(b: bytes) -> bool:  # bytes >= characters: decode only when it matters
+        return len(b) >= mn and (mn == 1 or b.isascii() or len(b.decode("utf-8", "surrogatepass")) >= mn)
+
+    return np.fromiter((xxh3_64_intdigest(b) | 1 if long_enough(b) else 0 for b in lines), dtype=np.uint64, count=len(lines))
 
 
 def duplicate_lines(hashes: np.ndarray, keep: Literal["first", "none"] = "first") -> np.ndarray:
