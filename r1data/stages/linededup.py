@@ -141,7 +141,8 @@ class LineDedup(BarrierStage):
         doc.metadata["chars_removed"] = len(text) - len(new)
         self.stat_update("lines_removed", value=int(len(drop)))
         self.stat_update("chars_removed", value=len(text) - len(new))
-        if len(new.split()) < self.config.min_words:
+        mw = self.config.min_words
+        if len(new.split(None, mw)) < mw:  # fewer than mw words (splits at most mw times)
             reject(doc, self.label, TOO_SHORT)  # the row keeps the original text, to show what was lost
             self.stat_update("dropped", f"dropped_{TOO_SHORT}")
         else:
