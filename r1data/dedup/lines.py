@@ -102,21 +102,25 @@ def duplicate_lines(hashes: np.ndarray, keep: Literal["first", "none"] = "first"
     ``first``: a candidate line whose hash occurred earlier in the window (earlier document, or
     earlier in the same document) is dropped; the first occurrence stays. ``none``: every candidate
     line whose hash occurs more than once in the window is dropped, the first occurrence included."""
-    cand = np.flatnonzero(hashes)
-    if cand.size == 0:
-        return cand.astype(np.int64)
-    h = hashes[cand]
+    if hashes.size == 0:
+        return np.empty(0, dtype=np.int64)
+    # one stable sort of all positions by hash (non-candidates, hash 0, sort first and are skipped):
+    # within a run of equal hashes the earliest position comes first. Memory beyond the input:
+    # the order (8 bytes per line), the sorted hashes (8) and a mask (1).
+    order = np.argsort(hashes, kind="stable")
+    hs = hashes[order]
+    same = hs[1:] == hs[:-1]  # same[i]: sorted i+1 repeats sorted i
+    same &= hs[1:] != 0
+    del hs
     if keep == "first":
-        # a stable sort: within a run of equal hashes the earliest position comes first
-        order = np.argsort(h, kind="stable")
-        hs = h[order]
-        later = np.zeros(hs.size, dtype=bool)
-        np.equal(hs[1:], hs[:-1], out=later[1:])
-        drop = cand[np.sort(order[later])]
+        drop = order[1:][same]
     else:
-        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-        drop = cand[counts[inverse.ravel()] > 1]
-    return drop.astype(np.int64)
+        dup = np.zeros(order.size, dtype=bool)
+        dup[1:] = same
+        dup[:-1] |= same
+        drop = order[dup]
+    drop.sort()
+    return drop.astype(np.int64, copy=False)
 
 
 def group_by_document(drop: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
