@@ -138,7 +138,7 @@ class WindowDecisions(ReduceStep):
     def run(self, ctx: BarrierContext, rank: int, world_size: int) -> dict[str, Any]:
         rows = ctx.read_window(rank, list(KEY_COLUMNS) + list(self.stage.work_columns))
         decisions = self.stage.decide_window(rows)
-        write_decisions(ctx.decisions_path(rank), decisions)
+        write_decisions(ctx.decisions_path(rank), decisions, self.stage.decision_schema)
         return {
             "window": rank,
             "documents": rows.num_rows,
@@ -147,10 +147,10 @@ class WindowDecisions(ReduceStep):
         }
 
 
-def write_decisions(path: Path, table: pa.Table) -> None:
+def write_decisions(path: Path, table: pa.Table, schema: pa.Schema = DECISION_SCHEMA) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table.select(DECISION_SCHEMA.names).cast(DECISION_SCHEMA), tmp, compression="zstd")
+    pq.write_table(table.select(schema.names).cast(schema), tmp, compression="zstd")
     os.replace(tmp, path)
 
 
@@ -162,6 +162,8 @@ class BarrierStage(Stage):
     knobs: ClassVar[dict[str, str]] = {"dedup_window": "window"}
     #: columns ``map_batch`` adds for the reduce (name -> type in ``ARROW_TYPES`` or "binary"); never in shards
     work_columns: ClassVar[dict[str, str]] = {}
+    #: schema of the decision tables; a stage that edits documents (line_dedup) adds columns to it
+    decision_schema: ClassVar[pa.Schema] = DECISION_SCHEMA
     batch_size: ClassVar[int] = 256
 
     # -- what a concrete stage implements -------------------------------------------------------
@@ -174,6 +176,10 @@ class BarrierStage(Stage):
         return the documents to drop: a table of ``DECISION_SCHEMA`` (``duplicate_of`` holds the
         id of the kept document)."""
         raise NotImplementedError
+
+    def read_decisions(self, table: pa.Table) -> Decisions:
+        """A decision table -> the ``Decisions`` that ``apply`` reads (default: (reason, duplicate_of))."""
+        return decisions_dict(table)
 
     def reduce_steps(self) -> list[ReduceStep]:
         """The reduce phases of the multi form (default: one ``decide_window`` task per window)."""
@@ -229,7 +235,7 @@ class BarrierStage(Stage):
             yield from flush()
             writer.close()
             keys = pq.read_table(spill, columns=list(KEY_COLUMNS) + list(self.work_columns))
-            decisions = decisions_dict(self.decide_window(keys))
+            decisions = self.read_decisions(self.decide_window(keys))
             for doc in iter_documents(spill):
                 extra = json.loads(doc.metadata.pop("_r1_meta", "{}") or "{}")
                 doc.metadata.update(extra)
@@ -412,7 +418,7 @@ class BarrierApply(Stage):
             p = self.ctx.decisions_path(window)
             if not p.exists():
                 raise RuntimeError(f"missing decisions {p}: the reduce phase did not finish (rerun to resume)")
-            self._decisions = decisions_dict(pq.read_table(p))
+            self._decisions = self.stage.read_decisions(pq.read_table(p))
             self._window = window
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:

@@ -15,6 +15,7 @@ BUILTIN_MODULES = [
     "r1data.stages.langid",
     "r1data.stages.heuristics",
     "r1data.stages.dedup",
+    "r1data.stages.linededup",
     "r1data.stages.augment",
     "r1data.stages.domain",
     "r1data.stages.mathtext",
