@@ -180,4 +180,7 @@ class LineDecisions(ReduceStep):
         decisions = self.stage.decide_arrays(cat(inputs, np.int32), cat(records, np.int64), hashes_all, cat(counts, np.int64))
         write_decisions(ctx.decisions_path(rank), decisions, LINE_DECISION_SCHEMA)
         n_drop = int(pc.sum(pc.list_value_length(decisions.column("drop_lines"))).as_py() or 0)
-        return {"window": rank, "documents": int(sum(len(x) for x in inputs)), "lines": int(hashes_all.size), "decided": decisions.num_rows, "lines_dropped": n_drop}
+        return {
+            "window": rank, "documents": int(sum(len(x) for x in inputs)), "lines": int(hashes_all.size), "decided": decisions.num_rows,
+            "lines_dropped": n_drop, "outputs": [[str(ctx.decisions_path(rank)), decisions.num_rows]],
+        }
