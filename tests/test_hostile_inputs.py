@@ -283,3 +283,26 @@ def test_worker_memory_limit_turns_an_oversized_file_into_an_input_error(tmp_pat
     assert "big.jsonl.gz" in errors and "input_too_large" in errors
     kept = pq.read_table(next((tmp_path / "out" / "shards").glob("*.parquet"))).to_pylist()
     assert [r["text"] for r in kept] == ["a kept row"]
+
+
+def test_a_full_disk_mid_run_is_a_few_lines_and_resumes(tmp_path):
+    """Writing shards fails (a file-size limit standing in for a full disk): rc 1, a few lines and no
+    traceback on the console (the task log keeps it), and the same command then finishes the run."""
+    import subprocess
+
+    out = tmp_path / "out"
+    code = (
+        "import resource, signal, sys, runpy\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (300000, 300000))\n"
+        f"sys.argv = ['r1data', 'run', 'pipelines/math.yaml', '--output', {str(out)!r}]\n"
+        "runpy.run_module('r1data_cli.app', run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "cli")]))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) <= 6, res.stderr
+    assert "File too large" in res.stderr and "rerun the same command" in res.stderr
+    assert "Traceback" in "".join(p.read_text() for p in (out / "logs").rglob("*.log"))
+    again = r1data_cmd("run", "pipelines/math.yaml", "--output", out, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]

@@ -40,10 +40,19 @@ LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{
 CONSOLE_FORMAT = "<level>{level: <7}</level> {message}"
 
 
+def _console_format(record) -> str:
+    """One line per message on the console; a traceback only with ``--debug`` (the task log always has it).
+
+    (A format given as a function is not followed by the exception, unlike a format string.)"""
+    if record["exception"] is not None and os.environ.get("R1DATA_DEBUG", "") not in ("", "0"):
+        return CONSOLE_FORMAT + "\n{exception}"
+    return CONSOLE_FORMAT + "\n"
+
+
 def console_logging(level: str = "WARNING") -> None:
     """Driver-side loguru setup: one short line per message on stderr."""
     logger.remove()
-    logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty())
+    logger.add(sys.stderr, level=level, format=_console_format, colorize=sys.stderr.isatty(), backtrace=False, diagnose=False)
 
 
 PR_SET_PDEATHSIG = 1
@@ -297,7 +306,7 @@ class PhaseMixin:
         self._set_distributed_environment(node_rank)
         logfile = self.logging_dir.open(f"{self._sub('logs')}/task_{rank:05d}.log", "w")
         logger.remove()
-        logger.add(sys.stderr, level=self.console_level, format=CONSOLE_FORMAT, colorize=False)
+        logger.add(sys.stderr, level=self.console_level, format=_console_format, colorize=False, backtrace=False, diagnose=False)
         logger.add(logfile, level="DEBUG", format=LOG_FORMAT, colorize=False)
         logger.info(f"task {rank} of {self.world_size} ({self.phase or 'main'}) starting")
         try:
