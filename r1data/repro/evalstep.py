@@ -28,31 +28,44 @@ def evaluate_sets(train_dir: Path, sets: dict[str, Path], *, max_tokens: int | N
 
         raise FatalError(f"{train_dir}: no checkpoint with model.pt to evaluate (train.checkpoints must stay on)")
     vocab = resolve_vocab(cfg, open_token_shards(cfg.data.path, "data.path"))
-    model = Transformer(cfg.model, vocab, cfg.data.seq_len)
-    model.load_state_dict(torch.load(last / "model.pt", map_location="cpu", weights_only=True))
+    import contextlib
+
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device in ("auto", "cuda") else "cpu")
+    use_bf16 = cfg.train.dtype == "bf16" or (cfg.train.dtype == "auto" and device.type == "cuda")  # as the trainer's evaluation
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
+    model.load_state_dict(torch.load(last / "model.pt", map_location=device, weights_only=True))
     model.eval()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     out: dict[str, dict] = {}
-    for name, path in sets.items():
-        shards = open_token_shards(path, f"eval set {name}")
+
+    def score(shards, bs: int):
         stream = PackedStream(shards, "all", 0.0, shuffle=False, seed=0, repeat=False, vocab_size=vocab)
-        loader = BatchLoader(stream, batch_size, cfg.data.seq_len)
+        loader = BatchLoader(stream, bs, cfg.data.seq_len)
         loss_sum, n = 0.0, 0
         with torch.no_grad():
             while max_tokens is None or n < max_tokens:
                 try:
-                    x, y = loader.next(torch.device("cpu"))
+                    x, y = loader.next(device)
                 except EOFError:
                     break
-                loss, _ = model(x, y, reduction="sum")
+                with autocast():
+                    loss, _ = model(x, y, reduction="sum")
                 loss_sum += float(loss)
                 n += y.numel()
+        return stream, loss_sum, n
+
+    for name, path in sets.items():
+        shards = open_token_shards(path, f"eval set {name}")
+        stream, loss_sum, n = score(shards, batch_size)
+        if n == 0:  # a set smaller than one batch: one window at a time
+            stream, loss_sum, n = score(shards, 1)
         if n == 0:
             out[name] = {"loss": None, "tokens": 0, "bytes": stream.bytes_read, "bits_per_byte": None}
             continue
         mean = loss_sum / n
         tpb = stream.tokens_read / stream.bytes_read if stream.bytes_read else float("nan")
         out[name] = {"loss": mean, "tokens": n, "bytes": round(n / tpb) if tpb == tpb and tpb else None,
-                     "bits_per_byte": mean * tpb / math.log(2), "checkpoint": str(last)}
+                     "bits_per_byte": mean * tpb / math.log(2), "checkpoint": str(last), "device": device.type}
     return out

@@ -78,6 +78,8 @@ def eval_sets(results: dict[str, StepResult]) -> dict[str, Any]:
             entry["tokens"] = rs[0]["tokens"]
             entry["bytes"] = rs[0]["bytes"]
             entry["seeds"] = min(entry.get("seeds", len(rs)), len(rs))
+        if not entry["runs"]:
+            continue  # too small to score (under one window)
         if "processed" in entry and "raw" in entry:
             d = entry["raw"] - entry["processed"]
             entry["difference_raw_minus_processed"] = d

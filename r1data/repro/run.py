@@ -234,9 +234,12 @@ def run_repro(
             tsets = list(spec.train.set) + ([f"train.seed={base.train.seed + seed}", f"data.seed={base.data.seed + seed}"] if seed else [])
             dest = out / "train" / tag
             cfg_text = prepare_train_dir(spec.train.config, tsets, tokens[variant].out, tokens["heldout"].out, dest, dry=True)
+            eval_plan = {"sets": {n: str(tokens[n].out) for n in eval_names}, "fingerprints": {n: tokens[n].fingerprint for n in eval_names},
+                         "max_tokens": spec.eval.max_tokens}
             if not reached("train"):
                 if not dry_run:  # ready for another machine: python -m r1data.repro.trainstep DIR
                     prepare_train_dir(spec.train.config, tsets, tokens[variant].out, tokens["heldout"].out, dest)
+                    (dest / "eval_sets.json").write_text(json.dumps(eval_plan, indent=1))
                     log(f"train:{tag}: prepared; run `PYTHONPATH=. python -m r1data.repro.trainstep {dest}` where the GPU is")
                 continue
 
@@ -251,6 +254,10 @@ def run_repro(
                 if summary is None:  # train, or resume a run cut short (here or on another machine)
                     prepare_train_dir(spec.train.config, tsets, tokens[variant].out, tokens["heldout"].out, o)
                     summary = run_train_dir(o, log=log)
+                if summary.get("stopped"):  # interrupted: not a finished step; the next run resumes it
+                    from r1data.errors import FatalError
+
+                    raise FatalError(f"train:{o.name}: stopped at step {summary.get('step')}; rerun to resume from its last checkpoint")
                 return digest(summary.get("final_checkpoint_sha256") or summary), summary
 
             trained = steps.run(
@@ -260,10 +267,16 @@ def run_repro(
             if not eval_names:
                 continue
 
-            def ev(o: Path, trained=trained):
+            def ev(o: Path, trained=trained, eval_plan=eval_plan):
                 from r1data.repro.evalstep import evaluate_sets
 
-                res = evaluate_sets(trained.out, {n: tokens[n].out for n in eval_names}, max_tokens=spec.eval.max_tokens)
+                done = trained.out / "eval.json"  # scored where it trained (trainstep), for this checkpoint and these sets
+                rec = json.loads(done.read_text()) if done.is_file() else {}
+                if (rec.get("checkpoint_sha256") and rec.get("checkpoint_sha256") == trained.info.get("final_checkpoint_sha256")
+                        and rec.get("fingerprints") == eval_plan["fingerprints"] and rec.get("max_tokens") == eval_plan["max_tokens"]):
+                    res = rec["results"]
+                else:
+                    res = evaluate_sets(trained.out, {n: tokens[n].out for n in eval_names}, max_tokens=spec.eval.max_tokens)
                 (o / "eval.json").write_text(json.dumps(res, indent=1))
                 return digest(res), {"sets": res, "train_step": trained.name}
 
