@@ -123,7 +123,6 @@ def test_seeds_report_spread_and_significance(small_run):
     assert res.returncode == 0, res.stderr[-3000:]
     ran = re.findall(r"^(\S+): running", res.stderr, re.M)
     assert sorted(ran) == ["eval:processed-seed1", "eval:raw-seed1", "train:processed-seed1", "train:raw-seed1"], ran  # the rest reused
-    assert {"train:processed", "train:processed-seed1", "train:raw", "train:raw-seed1"} <= set(ran)
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["seeds"] == 2
     for name, e in report["eval_sets"].items():
