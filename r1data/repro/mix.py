@@ -132,8 +132,11 @@ def _actual_shares(shards: Path, owners: dict[str, str]) -> dict[str, Any]:
     return {r["source"]: {"documents": r["documents"], "bytes": r["bytes"], "share": round(r["bytes"] / total, 4)} for r in df.to_dicts()}
 
 
-def extract_heldout(mix_out: Path, out: Path):
-    """The held-out clean documents of a mixture (original documents only, no augmented variant)."""
+def extract_heldout(mix_out: Path, out: Path, owners: dict[str, str] | None = None):
+    """The held-out clean documents of a mixture (original documents only, no augmented variant).
+
+    Also one folder per source under ``by_source/`` (``owners`` maps a document's ``source`` value
+    to the repro source that wrote it), for the per-source evaluation sets."""
     import polars as pl
 
     from r1data.io.schema import shard_schema
@@ -146,5 +149,13 @@ def extract_heldout(mix_out: Path, out: Path):
     keep = [c for c in df.columns if c not in ("stage", "reason", "duplicate_of")]
     path = out / "shards" / "part-00000.parquet"
     df.select(keep).write_parquet(path, compression="zstd")
-    info = {"documents": df.height, "by_source": dict(zip(*df.group_by("source").len().sort("source").to_dict(as_series=False).values())), "schema": shard_schema({}).names}
+    owners = owners or {}
+    owner = df["source"].replace_strict(owners, default=df["source"]).fill_null("unknown") if df.height else df["source"]
+    by_source = {}
+    for name in sorted(set(owner.to_list())):
+        part = df.filter(owner == name).select(keep)
+        (out / "by_source" / name).mkdir(parents=True, exist_ok=True)
+        part.write_parquet(out / "by_source" / name / "part-00000.parquet", compression="zstd")
+        by_source[name] = part.height
+    info = {"by_owner": by_source, "documents": df.height, "by_source": dict(zip(*df.group_by("source").len().sort("source").to_dict(as_series=False).values())), "schema": shard_schema({}).names}
     return digest({"rows": df.height, "ids": sorted(df["id"].to_list())}), info

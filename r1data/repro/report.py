@@ -40,6 +40,63 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _spread(xs: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None with one value)."""
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def eval_sets(results: dict[str, StepResult]) -> dict[str, Any]:
+    """Per evaluation set: each side's loss (mean over seeds), spread, bits per byte, and the difference.
+
+    ``exceeds_2se``: |raw - processed| > 2 standard errors of the difference of the two means
+    (sqrt(sd_p^2/n_p + sd_r^2/n_r)); None with one seed per side (no spread to compare with)."""
+    runs: dict[str, dict[str, list[dict]]] = {}
+    for r in results.values():
+        if not r.name.startswith("eval:"):
+            continue
+        tag = r.name.split(":", 1)[1]
+        variant = tag.split("-seed")[0]
+        for name, res in (r.info.get("sets") or {}).items():
+            runs.setdefault(name, {}).setdefault(variant, []).append(res | {"run": tag})
+    table: dict[str, Any] = {}
+    for name, sides in runs.items():
+        entry: dict[str, Any] = {"bits_per_byte": {}, "runs": {}}
+        for variant, rs in sides.items():
+            rs = [x for x in rs if x.get("loss") is not None]
+            if not rs:
+                continue
+            mean, sd = _spread([x["loss"] for x in rs])
+            bmean, bsd = _spread([x["bits_per_byte"] for x in rs])
+            entry[variant] = mean
+            entry[f"{variant}_std"] = sd
+            entry["bits_per_byte"][variant] = bmean
+            entry["bits_per_byte"][f"{variant}_std"] = bsd
+            entry["runs"][variant] = [{"run": x["run"], "loss": x["loss"], "bits_per_byte": x["bits_per_byte"]} for x in rs]
+            entry["tokens"] = rs[0]["tokens"]
+            entry["bytes"] = rs[0]["bytes"]
+            entry["seeds"] = min(entry.get("seeds", len(rs)), len(rs))
+        if not entry["runs"]:
+            continue  # too small to score (under one window)
+        if "processed" in entry and "raw" in entry:
+            d = entry["raw"] - entry["processed"]
+            entry["difference_raw_minus_processed"] = d
+            entry["bits_per_byte"]["difference_raw_minus_processed"] = entry["bits_per_byte"]["raw"] - entry["bits_per_byte"]["processed"]
+            sp, sr = entry["processed_std"], entry["raw_std"]
+            if sp is not None and sr is not None:
+                se = math.sqrt(sp**2 / len(entry["runs"]["processed"]) + sr**2 / len(entry["runs"]["raw"]))
+                entry["standard_error"] = se
+                entry["exceeds_2se"] = abs(d) > 2 * se
+            else:
+                entry["standard_error"] = None
+                entry["exceeds_2se"] = None
+        table[name] = entry
+    order = ["heldout"] + sorted(n for n in table if n.startswith("heldout:")) + ["neutral"]
+    return {n: table[n] for n in order + sorted(set(table) - set(order)) if n in table}
+
+
 def collect(spec: ReproSpec, results: dict[str, StepResult]) -> dict[str, Any]:
     """Every figure the report shows, as plain data."""
     from r1data.run.manifest import package_versions
@@ -58,10 +115,10 @@ def collect(spec: ReproSpec, results: dict[str, StepResult]) -> dict[str, Any]:
         sources[name] = entry
     mixes = {v: results[f"mix:{v}"].info for v in ("processed", "raw") if f"mix:{v}" in results}
     training = {}
-    for variant in ("processed", "raw"):
-        r = results.get(f"train:{variant}")
-        if r is None:
+    for r in results.values():
+        if not r.name.startswith("train:"):
             continue
+        variant = r.name.split(":", 1)[1]
         train, evals = _metrics(r.out)
         final = evals[-1] if evals else {}
         training[variant] = {
@@ -114,6 +171,8 @@ def collect(spec: ReproSpec, results: dict[str, StepResult]) -> dict[str, Any]:
         "tokens": {r.name.split(":", 1)[1]: r.info.get("tokens") for r in results.values() if r.name.startswith("tokens:")},
         "training": training,
         "ablation": ablation,
+        "eval_sets": eval_sets(results),
+        "seeds": spec.seeds,
         "chain": chain,
         "versions": package_versions(),
     }
@@ -131,6 +190,8 @@ def _plots(data: dict[str, Any]) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7.5, 4))
         colors = {"processed": "tab:blue", "raw": "tab:orange"}
         for v, t in tr.items():
+            if "-seed" in v:
+                continue  # one curve per side: the first seed's
             c = t["curve"]
             if c["loss"]:
                 ax.plot(c["step"], _smooth(c["loss"]), color=colors[v], alpha=0.45, label=f"{v}: train loss (smoothed)")
@@ -228,6 +289,28 @@ def write_report(spec: ReproSpec, results: dict[str, StepResult], out: Path, *, 
         ]))
         parts.append(f"<p>Both models saw {_fmt(ab['tokens'])} training tokens; the held-out set is the same "
                      f"{_fmt((data['heldout'] or {}).get('documents'))} clean documents, encoded with the same tokenizer.</p>")
+    es = data["eval_sets"]
+    if es:
+        n_seeds = data.get("seeds", 1)
+        parts.append("<h2>Evaluation sets</h2><p>Every trained model's final checkpoint scored on each set: "
+                     "<b>heldout</b> = held-out documents of the processed side (clean documents that passed our filters, "
+                     "so it favours the processed model), <b>heldout:NAME</b> = the same per source, <b>neutral</b> = text "
+                     "no recipe reads and no filter touched (data/eval/neutral.jsonl.gz). "
+                     f"{n_seeds} seed(s) per side" + (": mean ± standard deviation; 'beyond 2 SE' = the difference exceeds "
+                     "twice its standard error." if n_seeds > 1 else "; no spread with one seed (use --seeds N).") + "</p>")
+
+        def pm(e, k):
+            m, sd = e.get(k), e.get(f"{k}_std")
+            return "–" if m is None else (f"{m:.4f} ± {sd:.4f}" if sd is not None else f"{m:.4f}")
+
+        rows = []
+        for n, e in es.items():
+            b = e["bits_per_byte"]
+            rows.append([n, e.get("tokens"), pm(e, "processed"), pm(e, "raw"), e.get("difference_raw_minus_processed"),
+                         e.get("standard_error"), {True: "yes", False: "no"}.get(e.get("exceeds_2se"), "–"),
+                         pm(b, "processed"), pm(b, "raw")])
+        parts.append(_table(["set", "tokens", "processed loss", "raw loss", "raw − processed", "standard error", "beyond 2 SE",
+                             "processed bits/byte", "raw bits/byte"], rows))
     parts.append("<h2>Training</h2>" + img("loss") + img("experts"))
     def params(p):
         return f"{p['total'] / 1e6:.2f}M ({p['active'] / 1e6:.2f}M active)" if isinstance(p, dict) and "total" in p else p
@@ -257,4 +340,65 @@ def write_report(spec: ReproSpec, results: dict[str, StepResult], out: Path, *, 
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>r1data repro {html.escape(spec.name)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
     path = out / "index.html"
     path.write_text(page)
+    return path
+
+
+def write_sweep_report(data: dict[str, Any], out: Path) -> Path:
+    """``sweep.json``, ``sweep.png`` (evaluation loss and bits per byte against the knob's value) and ``index.html``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(data, indent=1, default=str))
+    points = data["points"]
+    labels = [str(p["value"]) for p in points]
+    names = []
+    for p in points:
+        names += [n for n in p["eval_sets"] if n not in names]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, ylabel in ((axes[0], None, "loss (nats/token)"), (axes[1], "bits_per_byte", "bits per byte")):
+        for n in names:
+            ys, errs = [], []
+            for p in points:
+                e = p["eval_sets"].get(n, {})
+                src = e.get(metric, {}) if metric else e
+                ys.append(src.get("processed", float("nan")))
+                errs.append(src.get("processed_std") or 0.0)
+            style = dict(lw=2.5) if n in ("heldout", "neutral") else dict(lw=1, alpha=0.7, ls="--")
+            ax.errorbar(range(len(points)), ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=n, **style)
+        ax.set_xticks(range(len(points)), labels)
+        ax.set_xlabel(data["knob"])
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("processed model, same budget, per value")
+    axes[1].set_title("bits per byte (comparable across tokenizers)")
+    axes[1].legend(fontsize=7)
+    png = _png(fig)
+    plt.close(fig)
+    (out / "sweep.png").write_bytes(base64.b64decode(png))
+    rows = []
+    for p in points:
+        ran = [k for k, s in p["steps"].items() if not s["reused"]]
+        for n, e in p["eval_sets"].items():
+            rows.append([str(p["value"]), n, e.get("tokens"), e.get("processed"), e.get("processed_std"),
+                         e.get("bits_per_byte", {}).get("processed"), len(ran)])
+    parts = [f"<h1>r1data repro sweep: {html.escape(data['knob'])}</h1>",
+             f"<p>Sources changed: {html.escape(', '.join(data['sources']))}; values {html.escape(', '.join(labels))}; "
+             f"{data['seeds']} seed(s) per value. One processed-side training per value and seed, on the same budget; "
+             "every step whose key does not depend on the value is reused. The tokenizer is retrained on each value's "
+             "mixture, so compare losses across values in bits per byte. The held-out set also changes with the value "
+             "(it is drawn from the processed side); the neutral set does not.</p>",
+             f'<img src="data:image/png;base64,{png}" alt="sweep">',
+             _table(["value", "set", "tokens", "processed loss", "std", "bits/byte", "steps run"], rows)]
+    for p in points:
+        parts.append(f"<h3>{html.escape(str(p['value']))}</h3>" + _table(
+            ["step", "key", "reused", "output"], [[k, s["key"][:16], s["reused"], s["out"]] for k, s in p["steps"].items()]))
+    style = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#f3f3f3}"
+             "td:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}")
+    path = out / "index.html"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>r1data repro sweep</title><style>{style}</style></head>"
+                    f"<body>{''.join(parts)}</body></html>")
     return path

@@ -62,6 +62,14 @@ class TrainSpec(_Strict):
     set: list[str] = Field(default_factory=list, description="--set overrides for the training config")
 
 
+class EvalSpec(_Strict):
+    """The evaluation sets every trained model is scored on after training (besides the training curve)."""
+
+    neutral: str | None = Field("data/eval/neutral.jsonl.gz", description="JSON Lines (gzip) of text outside every input; null: none")
+    per_source: bool = Field(True, description="also score the held-out documents of each source separately")
+    max_tokens: int | None = Field(None, ge=1, description="score at most this many tokens of each set (the first ones); default: all")
+
+
 class ReproSpec(_Strict):
     name: str
     description: str = ""
@@ -72,6 +80,8 @@ class ReproSpec(_Strict):
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     train: TrainSpec
     ablation: bool = Field(True, description="also train on the raw extracted text with the same budget")
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    seeds: int = Field(1, ge=1, description="train each side this many times (model init and data order seeds 0..N-1 added to the config's)")
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("sources")
@@ -126,6 +136,8 @@ def load_repro(path: str | os.PathLike, preset: str | None = None, sets: list[st
     for name, s in spec.sources.items():
         if not Path(s.recipe).is_file():
             problems.append(f"{src.where(('sources', name, 'recipe'))}: no such recipe {s.recipe}")
+    if spec.eval.neutral and not Path(spec.eval.neutral).is_file():
+        problems.append(f"{src.where(('eval', 'neutral'))}: no such evaluation file {spec.eval.neutral} (scripts/make_neutral_eval.py writes it)")
     if not Path(spec.train.config).is_file():
         problems.append(f"{src.where(('train', 'config'))}: no such training config {spec.train.config}")
     if problems:

@@ -44,13 +44,34 @@ class StepResult:
 
 
 class Steps:
-    """Runs steps in order, reusing finished ones; ``force`` names steps to redo regardless."""
+    """Runs steps in order, reusing finished ones; ``force`` names steps to redo regardless.
 
-    def __init__(self, log: Callable[[str], None], force: set[str] | None = None, dry_run: bool = False):
+    ``root`` / ``write_root`` / ``lookup``: a sweep writes the steps that change into its own folder
+    (``write_root``) while any step whose key is already finished under ``root`` or one of the
+    ``lookup`` folders (same relative path) is reused from there. Without them, a step runs where
+    it is asked to."""
+
+    def __init__(self, log: Callable[[str], None], force: set[str] | None = None, dry_run: bool = False,
+                 root: Path | None = None, write_root: Path | None = None, lookup: list[Path] | tuple = ()):
         self.log = log
         self.force = force or set()
         self.dry_run = dry_run
+        self.root = root
+        self.write_root = write_root
+        self.lookup = list(lookup)
         self.results: dict[str, StepResult] = {}
+
+    def _places(self, out: Path) -> tuple[list[Path], Path]:
+        """Where a finished result may already be, and where a new one is written."""
+        if self.root is None or self.write_root is None:
+            return [out], out
+        rel = out.relative_to(self.root)
+        places = [self.root / rel, self.write_root / rel] + [base / rel for base in self.lookup]
+        seen: list[Path] = []
+        for p in places:
+            if p not in seen:
+                seen.append(p)
+        return seen, self.write_root / rel
 
     def done(self, out: Path, key: str) -> dict | None:
         marker = out / MARKER
@@ -65,7 +86,16 @@ class Steps:
         ``clean``: empty ``out`` before a run whose key changed (steps that resume by themselves,
         such as pipeline runs, pass False and handle their folder)."""
         key = digest({"step": name, "r1data": _version(), **params})
-        prev = None if name in self.force else self.done(out, key)
+        places, write_to = self._places(out)
+        prev = None
+        if name not in self.force:
+            for place in places:
+                prev = self.done(place, key)
+                if prev is not None:
+                    out = place
+                    break
+        if prev is None:
+            out = write_to
         if prev is not None:
             res = StepResult(name, out, key, prev["fingerprint"], prev["seconds"], True, prev.get("info", {}))
             self.log(f"{name}: reused ({out}, key {key[:12]})")

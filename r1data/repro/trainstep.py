@@ -5,8 +5,9 @@ steps can run on a bare GPU machine from a source checkout, next to the token sh
 
     PYTHONPATH=. python -m r1data.repro.trainstep out/repro/train/processed
 
-writes ``summary.json`` beside ``metrics.jsonl`` and the checkpoints; ``r1data repro`` then finds
-the finished run and goes on to the report.
+writes ``summary.json`` beside ``metrics.jsonl`` and the checkpoints, then scores the final checkpoint
+on the evaluation sets listed in ``eval_sets.json`` (``eval.json``); ``r1data repro`` then finds the
+finished run and its scores and goes on to the report.
 """
 
 from __future__ import annotations
@@ -59,7 +60,24 @@ def run_train_dir(out_dir: Path, log=None) -> dict:
     return summary
 
 
+def eval_train_dir(out_dir: Path, summary: dict, log=print) -> dict | None:
+    """Score the final checkpoint on the evaluation sets ``r1data repro --until tokens`` listed in
+    ``eval_sets.json`` (on this machine's GPU); writes ``eval.json``, which repro then takes as is."""
+    plan_file = out_dir / "eval_sets.json"
+    if not plan_file.is_file() or not summary.get("final_checkpoint_sha256"):
+        return None
+    from r1data.repro.evalstep import evaluate_sets
+
+    plan = json.loads(plan_file.read_text())
+    res = evaluate_sets(out_dir, {n: Path(p) for n, p in plan["sets"].items()}, max_tokens=plan.get("max_tokens"))
+    rec = {"checkpoint_sha256": summary["final_checkpoint_sha256"], "fingerprints": plan["fingerprints"], "max_tokens": plan.get("max_tokens"), "results": res}
+    (out_dir / "eval.json").write_text(json.dumps(rec, indent=1))
+    for name, r in res.items():
+        log(f"{name}: {r['loss']} nats/token over {r['tokens']:,} tokens")
+    return rec
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m r1data.repro.trainstep TRAIN_DIR   (a folder r1data repro prepared)")
-    run_train_dir(Path(sys.argv[1]))
+    eval_train_dir(Path(sys.argv[1]), run_train_dir(Path(sys.argv[1])))
