@@ -15,8 +15,9 @@ Parts:
           fused AdamW, clipping, metrics) on synthetic token shards, dense model of width 1280.
   moe     the same for a MoE of equal active size: 8 experts (top-2) + 1 shared expert.
 
-MFU is counted as torchtitan does (6 x active non-embedding parameters + 12 x layers x heads x
-head_dim x seq_len FLOPs per token) against 989 TFLOP/s (H100/H200 SXM dense bf16). Numbers and
+MFU is given both ways against 989 TFLOP/s (H100/H200 SXM dense bf16): ``mfu`` counts attention as
+torchtitan does (6 x active non-embedding parameters + 12 x layers x heads x head_dim x seq_len FLOPs
+per token, full attention), ``mfu_causal`` counts the causal half (6 x ... x seq_len). Numbers and
 the machine go to bench/NOTES-train-gpu.md.
 """
 
@@ -277,16 +278,24 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compi
     timed = steps[args.skip_windows:] or steps[-1:]  # the first windows include compilation
     tps = statistics.median(r["tokens_per_s"] for r in timed)
     mfus = [r["mfu"] for r in timed if r.get("mfu") is not None]
+    mfus_causal = [r["mfu_causal"] for r in timed if r.get("mfu_causal") is not None]
     res = {"kind": kind, "params_total": summary["params"]["total"], "params_active": summary["params"]["active"],
            "flops_per_token": summary["flops_per_token"], "tokens_per_s": tps,
-           "mfu": statistics.median(mfus) if mfus else None, "steps": args.steps, "wall_s": wall,
+           "mfu": statistics.median(mfus) if mfus else None,
+           "mfu_causal": statistics.median(mfus_causal) if mfus_causal else None, "steps": args.steps, "wall_s": wall,
            "memory_gb": steps[-1].get("memory_gb"), "final_loss": steps[-1]["loss"],
            "cv_last": steps[-1].get("expert_load_cv")}
-    mfu = f"{100 * res['mfu']:.1f}%" if res["mfu"] is not None else "n/a"
     log(f"{kind}: {res['params_total'] / 1e6:.0f}M params ({res['params_active'] / 1e6:.0f}M active), "
-        f"{tps / 1e3:.1f}k tokens/s, MFU {mfu} (median of {len(timed)} windows of {args.log_every} steps), "
+        f"{tps / 1e3:.1f}k tokens/s, {_mfu_text(res)} (median of {len(timed)} windows of {args.log_every} steps), "
         f"peak memory {res['memory_gb'] or 0:.1f} GB, loss {res['final_loss']:.3f}, wall {wall:.0f} s")
     return res
+
+
+def _mfu_text(r: dict) -> str:
+    """MFU both ways: full attention FLOPs (torchtitan's ``mfu``) and the causal half (``mfu_causal``)."""
+    if r.get("mfu") is None:
+        return "MFU n/a"
+    return f"MFU {100 * r['mfu']:.1f}% (causal {100 * r['mfu_causal']:.1f}%)"
 
 
 def main() -> None:
@@ -344,8 +353,7 @@ def main() -> None:
     for kind in ("dense", "moe", "moe-eager-grouped", "moe-eager-loop"):
         if kind in results:
             r = results[kind]
-            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-            log(f"  {kind:18s} {r['params_active'] / 1e6:5.0f}M active  {r['tokens_per_s'] / 1e3:8.1f}k tok/s  MFU {mfu}")
+            log(f"  {kind:18s} {r['params_active'] / 1e6:5.0f}M active  {r['tokens_per_s'] / 1e3:8.1f}k tok/s  {_mfu_text(r)}")
     for r in results.get("layer", []):
         log(f"  layer {r['shape']}: grouped {r['grouped_ms']:.2f} ms vs loop {r['loop_ms']:.2f} ms = {r['speedup']:.2f}x; "
             f"experts only {r['experts_grouped_ms']:.2f} vs {r['experts_loop_ms']:.2f} ms = {r['experts_speedup']:.2f}x")

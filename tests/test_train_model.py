@@ -56,6 +56,8 @@ def test_flops_per_token_matches_the_hand_count():
     n = count_params(m)
     assert n["active"] == 2 * active_layer + 1000 * 64 * 2 + 64
     assert flops_per_token(m, 128) == 6 * (n["active"] - 1000 * 64) + 12 * 2 * 4 * 16 * 128
+    # mfu_causal's count: the causal half of the attention scores and values.
+    assert flops_per_token(m, 128, causal=True) == 6 * (n["active"] - 1000 * 64) + 6 * 2 * 4 * 16 * 128
 
 
 def test_trainer_imports_only_torch_numpy_pyarrow_tokenizers_yaml():

@@ -62,9 +62,9 @@ def test_metrics_lines(golden_run):
     run, _ = golden_run
     steps, evals = read_metrics(run)
     last = steps[-1]
-    for key in ("loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mfu", "aux_loss", "z_loss"):
+    for key in ("loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mfu", "mfu_causal", "aux_loss", "z_loss"):
         assert key in last
-    assert last["tokens"] == 30 * 8 * 64 and last["mfu"] is None  # no MFU off GPU
+    assert last["tokens"] == 30 * 8 * 64 and last["mfu"] is None and last["mfu_causal"] is None  # no MFU off GPU
     assert len(last["expert_load_cv"]) == 2 and len(last["expert_load_max_vio"]) == 2
     assert [e["step"] for e in evals] == [10, 20, 30]
     assert 0 < evals[-1]["eval_bpb"] < evals[0]["eval_bpb"]

@@ -221,6 +221,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     model.grad_checkpointing = cfg.train.grad_checkpointing
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
+    fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -326,7 +327,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 t_log, tokens_at_log = now, tokens_seen
                 rec = {"kind": "train", "step": step, "loss": loss_v, "lr": lr, "grad_norm": float(grad_norm),
                        "tokens": tokens_seen, "tokens_per_s": tps, "step_s": (tokens_per_step / tps) if tps else None,
-                       "mfu": mfu(tps / dd.world_size, fpt, peak), "aux_loss": aux_v, "z_loss": z_v,
+                       "mfu": mfu(tps / dd.world_size, fpt, peak),
+                       "mfu_causal": mfu(tps / dd.world_size, fpt_causal, peak), "aux_loss": aux_v, "z_loss": z_v,
                        "steps_in_window": steps_in_window}
                 if load is not None:
                     cv, vio = load_stats(load)
@@ -367,6 +369,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     metrics.close()
     return {"step": step, "tokens": tokens_seen, "loss": last_loss, "eval": last_eval, "rank": dd.rank,
             "seconds": time.perf_counter() - t_start, "params": params, "flops_per_token": fpt,
+            "flops_per_token_causal": fpt_causal,
             "stopped": step < cfg.train.steps}
 
 
@@ -418,7 +421,7 @@ def _format(rec: dict, steps: int) -> str:
     parts = [f"step {rec['step']}/{steps}", f"loss {rec['loss']:.4f}", f"lr {rec['lr']:.2e}",
              f"gnorm {rec['grad_norm']:.3f}", f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s"]
     if rec.get("mfu") is not None:
-        parts.append(f"mfu {100 * rec['mfu']:.1f}%")
+        parts.append(f"mfu {100 * rec['mfu']:.1f}% (causal {100 * rec['mfu_causal']:.1f}%)")
     if rec.get("expert_load_cv"):
         parts.append(f"load cv {sum(rec['expert_load_cv']) / len(rec['expert_load_cv']):.3f}")
     if rec.get("aux_loss"):
@@ -443,7 +446,8 @@ def dry_run(cfg: TrainConfig) -> str:
     lines = [
         f"# model: {n['total'] / 1e6:.2f}M parameters, {n['active'] / 1e6:.2f}M active per token "
         f"({n['embedding'] / 1e6:.2f}M input embedding), {len(model.moe_layers())} MoE layers, vocab {vocab}",
-        f"# {flops_per_token(model, cfg.data.seq_len) / 1e6:.2f} MFLOP per token (training, torchtitan's count)",
+        f"# {flops_per_token(model, cfg.data.seq_len) / 1e6:.2f} MFLOP per token (training, full attention as "
+        f"torchtitan counts it; {flops_per_token(model, cfg.data.seq_len, causal=True) / 1e6:.2f} with causal attention)",
         f"# data: {len(shards.files)} token shards, {len(shards.units)} row groups"
         + (f", {tokens:,} tokens" if tokens else ""),
     ]
