@@ -167,6 +167,10 @@ def train(cfg: TrainConfig, resume: str = "none", overwrite: bool = False, log=N
     ``out_dir/config.yaml`` and ``out_dir/checkpoints/``.
     """
     device = resolve_device(cfg)
+    if cfg.train.precision == "fp8":  # before anything is written or allocated
+        from r1data.train.fp8 import check_fp8_supported
+
+        check_fp8_supported(device)
     dd = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dd.local_rank)
@@ -219,6 +223,14 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
     impl = model.set_expert_impl(cfg.model.moe.impl, device) if model.moe_layers() else "-"
     model.grad_checkpointing = cfg.train.grad_checkpointing
+    precision = "bf16 autocast" if use_bf16 else "fp32"
+    if cfg.train.precision == "fp8":
+        from r1data.train.fp8 import convert_to_fp8
+
+        done = convert_to_fp8(model, cfg.train.fp8_recipe)
+        n_experts = len(done["experts"]) if impl == "grouped" else 0
+        precision = (f"fp8 ({cfg.train.fp8_recipe}) in {len(done['linear'])} linears and {n_experts} of "
+                     f"{len(model.moe_layers())} expert layers (rowwise), bf16 elsewhere")
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
     fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
@@ -259,7 +271,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     tokens_per_step = global_batch * cfg.data.seq_len
     say(f"{cfg.name}: {params['total'] / 1e6:.2f}M parameters ({params['active'] / 1e6:.2f}M active), "
         f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}, "
-        f"{'bf16 autocast' if use_bf16 else 'fp32'}; {global_batch} x {cfg.data.seq_len} tokens/step "
+        f"{precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
         f"(accumulation {accum}); {fpt / 1e6:.1f} MFLOP/token")
 
     if step >= cfg.train.steps:
