@@ -192,6 +192,9 @@ class LoopConfig:
     # Needs an NVIDIA GPU of compute capability >= 8.9 and torchao (in the train extra).
     precision: Literal["bf16", "fp8"] = "bf16"
     fp8_recipe: Literal["tensorwise", "rowwise"] = "tensorwise"  # torchao scaling of the dense linears
+    # Several ranks (torchrun): ddp replicates the model on every rank; fsdp2 shards parameters, gradients
+    # and AdamW state over the ranks (torch.distributed.fsdp.fully_shard per block + the root).
+    parallel: Literal["ddp", "fsdp2"] = "ddp"
     compile: bool = False  # torch.compile each transformer block
     grad_checkpointing: bool = False  # recompute block activations in backward (less memory, ~30% more compute)
     log_every: int = 1  # write a metrics line every N steps

@@ -128,6 +128,17 @@ def _apply_current_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
+def shard_model(model: Transformer, device: torch.device) -> None:
+    """FSDP2: each block is one unit (its parameters all-gathered for its forward and backward, then freed),
+    the root holds the embedding, final norm and output head. Compute stays under bf16 autocast on
+    float32 master parameters, as without sharding."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.layers:
+        fully_shard(block)
+    fully_shard(model)
+
+
 class _Stop:
     """Remembers SIGTERM/SIGUSR1 (Slurm preemption) so the loop can checkpoint and exit cleanly."""
 
@@ -234,6 +245,11 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
     fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
+    fsdp = dd.enabled and cfg.train.parallel == "fsdp2"
+    if fsdp:  # shard before the optimizer sees the parameters (they become DTensors)
+        if cfg.train.compile:
+            model.compile_for_training()
+        shard_model(model, device)
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -247,17 +263,21 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
         saved = json.loads((start_ckpt / "trainer.json").read_text())
         if saved.get("model_hash") != _model_hash(cfg):
             raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
+        if saved.get("parallel", "ddp") != ("fsdp2" if fsdp else "ddp"):
+            raise ConfigError(f"--resume: {start_ckpt} was written with train.parallel="
+                              f"{saved.get('parallel', 'ddp')} on {saved.get('world_size', 1)} rank(s); resume it "
+                              f"the same way")
         state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
-                                     rank=dd.rank, map_location=device)
+                                     rank=dd.rank, map_location=device, full_state=fsdp)
         _apply_current_optim_config(optimizer, scheduler, cfg)
         stream.load_state_dict(state["data"])
         step, tokens_seen = int(state["step"]), int(state["tokens"])
         say(f"resumed from {start_ckpt} at step {step}")
 
     run_model = model
-    if cfg.train.compile:
+    if cfg.train.compile and not fsdp:
         model.compile_for_training()
-    if dd.enabled:
+    if dd.enabled and not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         run_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -281,8 +301,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
 
     def save(at_step: int):
         trainer_state = {"tokens": tokens_seen, "data": stream.state_dict(), "config_hash": cfg.config_hash(),
-                         "model_hash": _model_hash(cfg), "name": cfg.name}
-        path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler,
+                         "model_hash": _model_hash(cfg), "name": cfg.name, "parallel": "fsdp2" if fsdp else "ddp"}
+        path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler, full_state=fsdp,
                                     trainer_state=trainer_state, rank=dd.rank, world_size=dd.world_size,
                                     barrier=dd.barrier, keep=cfg.train.keep_checkpoints)
         if path:
@@ -303,7 +323,12 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
             load = torch.zeros(moe_count, cfg.model.moe.num_experts, device=device, dtype=torch.int64) if moe_count else None
             for micro in range(accum):
                 x, y = loader.next(device)
-                sync = contextlib.nullcontext() if (not dd.enabled or micro == accum - 1) else run_model.no_sync()
+                last_micro = micro == accum - 1
+                if fsdp:  # reduce-scatter gradients only on the last micro-batch
+                    model.set_requires_gradient_sync(last_micro)
+                    sync = contextlib.nullcontext()
+                else:
+                    sync = contextlib.nullcontext() if (not dd.enabled or last_micro) else run_model.no_sync()
                 with sync:
                     with autocast():
                         loss, st = run_model(x, y)
@@ -315,6 +340,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 if load is not None:
                     load += st["tokens_per_expert"]
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+            if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor holding the global norm
+                grad_norm = grad_norm.full_tensor()
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
