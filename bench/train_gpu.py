@@ -440,7 +440,13 @@ def main() -> None:
     if "blocks" in parts:
         results["blocks"] = blocks(device, args.smoke, args.profile)
     if "fp8check" in parts:
-        results["fp8check"] = fp8check(device, args.smoke)
+        try:
+            results["fp8check"] = fp8check(device, args.smoke)
+        except (Exception, SystemExit) as e:
+            import traceback
+
+            traceback.print_exc()
+            log(f"fp8check: FAILED: {type(e).__name__}: {e}")
     models = model_configs(args.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         tokens = None
@@ -462,10 +468,20 @@ def main() -> None:
             for precision in args.precisions.split(","):
                 for ck in args.ckpt.split(","):
                     name = f"{kind}-{precision}" + ("-ckpt" if ck == "on" else "")
-                    r = train_run(name, mcfg, tokens, Path(tmp), args,
-                                  compile_=False if kind.startswith("moe-eager") else None, precision=precision,
-                                  grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None)
+                    try:
+                        r = train_run(name, mcfg, tokens, Path(tmp), args,
+                                      compile_=False if kind.startswith("moe-eager") else None, precision=precision,
+                                      grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None)
+                    except Exception as e:  # one failed variant must not cost the others' numbers
+                        import traceback
+
+                        traceback.print_exc()
+                        log(f"{name}: FAILED: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                        results.setdefault("failed", []).append(name)
+                        continue
                     results["runs"].append(r)
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(results, indent=1))
                     torch._dynamo.reset()
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
