@@ -76,8 +76,17 @@ def _save(obj, path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _full_state(model, optimizer):
+    """Unsharded model and optimizer state of an FSDP2 model, gathered on rank 0 (a collective: every rank calls it).
+    The optimizer state is keyed by parameter name rather than index."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
 def save_checkpoint(out_dir: Path, step: int, *, model, optimizer, scheduler, trainer_state: dict,
-                    rank: int = 0, world_size: int = 1, barrier=None, keep: int = 2) -> Path | None:
+                    rank: int = 0, world_size: int = 1, barrier=None, keep: int = 2,
+                    full_state: bool = False) -> Path | None:
     """Write checkpoint ``step`` (every rank calls this; rank 0 writes the shared state). Returns its path on rank 0.
 
     ``barrier`` is a callable that synchronises ranks (None in a single process). Older checkpoints
@@ -93,9 +102,10 @@ def save_checkpoint(out_dir: Path, step: int, *, model, optimizer, scheduler, tr
     if barrier:
         barrier()
     _save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    model_state, optim_state = _full_state(model, optimizer) if full_state else (None, None)
     if rank == 0:
-        _save(model.state_dict(), tmp / "model.pt")
-        _save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _save(model_state if full_state else model.state_dict(), tmp / "model.pt")
+        _save(optim_state if full_state else optimizer.state_dict(), tmp / "optimizer.pt")
         _save(scheduler.state_dict(), tmp / "scheduler.pt")
         state = {**trainer_state, "step": step, "world_size": world_size}
         with open(tmp / "trainer.json", "w") as f:
@@ -116,12 +126,24 @@ def save_checkpoint(out_dir: Path, step: int, *, model, optimizer, scheduler, tr
     return final
 
 
-def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int = 0, map_location="cpu") -> dict:
-    """Restore model, optimizer, scheduler and this rank's RNG states; return ``trainer.json``."""
+def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int = 0, map_location="cpu",
+                    full_state: bool = False) -> dict:
+    """Restore model, optimizer, scheduler and this rank's RNG states; return ``trainer.json``.
+
+    ``full_state``: the model is FSDP2-sharded and the files hold unsharded state (``_full_state``);
+    every rank reads them and keeps its own shard."""
     path = Path(path)
     state = json.loads((path / "trainer.json").read_text())
-    model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
+    if full_state:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, optimizer,
+                       model_state_dict=torch.load(path / "model.pt", map_location="cpu", weights_only=True),
+                       optim_state_dict=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
+                       options=StateDictOptions(full_state_dict=True))
+    else:
+        model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
     rng_file = path / f"rng-rank{rank}.pt"
     if rng_file.is_file():  # absent when resuming on more ranks than saved: the data order does not depend on it

@@ -187,6 +187,14 @@ class LoopConfig:
     seed: int = 0  # model initialisation seed
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    # fp8: float8 matmuls (torchao) for the transformer blocks' linear layers and the routed experts'
+    # grouped GEMMs, inside bf16 autocast; router, embeddings, norms and output head stay bf16/fp32.
+    # Needs an NVIDIA GPU of compute capability >= 8.9 and torchao (in the train extra).
+    precision: Literal["bf16", "fp8"] = "bf16"
+    fp8_recipe: Literal["tensorwise", "rowwise"] = "tensorwise"  # torchao scaling of the dense linears
+    # Several ranks (torchrun): ddp replicates the model on every rank; fsdp2 shards parameters, gradients
+    # and AdamW state over the ranks (torch.distributed.fsdp.fully_shard per block + the root).
+    parallel: Literal["ddp", "fsdp2"] = "ddp"
     compile: bool = False  # torch.compile each transformer block
     grad_checkpointing: bool = False  # recompute block activations in backward (less memory, ~30% more compute)
     log_every: int = 1  # write a metrics line every N steps
@@ -205,6 +213,8 @@ class LoopConfig:
             _need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         if self.threads is not None:
             _need(self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
+        _need(not (self.precision == "fp8" and self.dtype == "fp32"), "precision",
+              "fp8 runs inside bf16 autocast; set train.dtype to auto or bf16 (got fp32)")
 
 
 @dataclass

@@ -128,6 +128,17 @@ def _apply_current_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
+def shard_model(model: Transformer, device: torch.device) -> None:
+    """FSDP2: each block is one unit (its parameters all-gathered for its forward and backward, then freed),
+    the root holds the embedding, final norm and output head. Compute stays under bf16 autocast on
+    float32 master parameters, as without sharding."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.layers:
+        fully_shard(block)
+    fully_shard(model)
+
+
 class _Stop:
     """Remembers SIGTERM/SIGUSR1 (Slurm preemption) so the loop can checkpoint and exit cleanly."""
 
@@ -167,6 +178,10 @@ def train(cfg: TrainConfig, resume: str = "none", overwrite: bool = False, log=N
     ``out_dir/config.yaml`` and ``out_dir/checkpoints/``.
     """
     device = resolve_device(cfg)
+    if cfg.train.precision == "fp8":  # before anything is written or allocated
+        from r1data.train.fp8 import check_fp8_supported
+
+        check_fp8_supported(device)
     dd = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dd.local_rank)
@@ -219,8 +234,22 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
     impl = model.set_expert_impl(cfg.model.moe.impl, device) if model.moe_layers() else "-"
     model.grad_checkpointing = cfg.train.grad_checkpointing
+    precision = "bf16 autocast" if use_bf16 else "fp32"
+    if cfg.train.precision == "fp8":
+        from r1data.train.fp8 import convert_to_fp8
+
+        done = convert_to_fp8(model, cfg.train.fp8_recipe)
+        n_experts = len(done["experts"]) if impl == "grouped" else 0
+        precision = (f"fp8 ({cfg.train.fp8_recipe}) in {len(done['linear'])} linears and {n_experts} of "
+                     f"{len(model.moe_layers())} expert layers (rowwise), bf16 elsewhere")
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
+    fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
+    fsdp = dd.enabled and cfg.train.parallel == "fsdp2"
+    if fsdp:  # shard before the optimizer sees the parameters (they become DTensors)
+        if cfg.train.compile:
+            model.compile_for_training()
+        shard_model(model, device)
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -234,17 +263,21 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
         saved = json.loads((start_ckpt / "trainer.json").read_text())
         if saved.get("model_hash") != _model_hash(cfg):
             raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
+        if saved.get("parallel", "ddp") != ("fsdp2" if fsdp else "ddp"):
+            raise ConfigError(f"--resume: {start_ckpt} was written with train.parallel="
+                              f"{saved.get('parallel', 'ddp')} on {saved.get('world_size', 1)} rank(s); resume it "
+                              f"the same way")
         state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
-                                     rank=dd.rank, map_location=device)
+                                     rank=dd.rank, map_location=device, full_state=fsdp)
         _apply_current_optim_config(optimizer, scheduler, cfg)
         stream.load_state_dict(state["data"])
         step, tokens_seen = int(state["step"]), int(state["tokens"])
         say(f"resumed from {start_ckpt} at step {step}")
 
     run_model = model
-    if cfg.train.compile:
+    if cfg.train.compile and not fsdp:
         model.compile_for_training()
-    if dd.enabled:
+    if dd.enabled and not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         run_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -258,7 +291,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     tokens_per_step = global_batch * cfg.data.seq_len
     say(f"{cfg.name}: {params['total'] / 1e6:.2f}M parameters ({params['active'] / 1e6:.2f}M active), "
         f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}, "
-        f"{'bf16 autocast' if use_bf16 else 'fp32'}; {global_batch} x {cfg.data.seq_len} tokens/step "
+        f"{precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
         f"(accumulation {accum}); {fpt / 1e6:.1f} MFLOP/token")
 
     if step >= cfg.train.steps:
@@ -268,8 +301,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
 
     def save(at_step: int):
         trainer_state = {"tokens": tokens_seen, "data": stream.state_dict(), "config_hash": cfg.config_hash(),
-                         "model_hash": _model_hash(cfg), "name": cfg.name}
-        path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler,
+                         "model_hash": _model_hash(cfg), "name": cfg.name, "parallel": "fsdp2" if fsdp else "ddp"}
+        path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler, full_state=fsdp,
                                     trainer_state=trainer_state, rank=dd.rank, world_size=dd.world_size,
                                     barrier=dd.barrier, keep=cfg.train.keep_checkpoints)
         if path:
@@ -290,7 +323,12 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
             load = torch.zeros(moe_count, cfg.model.moe.num_experts, device=device, dtype=torch.int64) if moe_count else None
             for micro in range(accum):
                 x, y = loader.next(device)
-                sync = contextlib.nullcontext() if (not dd.enabled or micro == accum - 1) else run_model.no_sync()
+                last_micro = micro == accum - 1
+                if fsdp:  # reduce-scatter gradients only on the last micro-batch
+                    model.set_requires_gradient_sync(last_micro)
+                    sync = contextlib.nullcontext()
+                else:
+                    sync = contextlib.nullcontext() if (not dd.enabled or last_micro) else run_model.no_sync()
                 with sync:
                     with autocast():
                         loss, st = run_model(x, y)
@@ -302,6 +340,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 if load is not None:
                     load += st["tokens_per_expert"]
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+            if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor holding the global norm
+                grad_norm = grad_norm.full_tensor()
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
@@ -326,7 +366,8 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                 t_log, tokens_at_log = now, tokens_seen
                 rec = {"kind": "train", "step": step, "loss": loss_v, "lr": lr, "grad_norm": float(grad_norm),
                        "tokens": tokens_seen, "tokens_per_s": tps, "step_s": (tokens_per_step / tps) if tps else None,
-                       "mfu": mfu(tps / dd.world_size, fpt, peak), "aux_loss": aux_v, "z_loss": z_v,
+                       "mfu": mfu(tps / dd.world_size, fpt, peak),
+                       "mfu_causal": mfu(tps / dd.world_size, fpt_causal, peak), "aux_loss": aux_v, "z_loss": z_v,
                        "steps_in_window": steps_in_window}
                 if load is not None:
                     cv, vio = load_stats(load)
@@ -367,6 +408,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     metrics.close()
     return {"step": step, "tokens": tokens_seen, "loss": last_loss, "eval": last_eval, "rank": dd.rank,
             "seconds": time.perf_counter() - t_start, "params": params, "flops_per_token": fpt,
+            "flops_per_token_causal": fpt_causal,
             "stopped": step < cfg.train.steps}
 
 
@@ -418,7 +460,7 @@ def _format(rec: dict, steps: int) -> str:
     parts = [f"step {rec['step']}/{steps}", f"loss {rec['loss']:.4f}", f"lr {rec['lr']:.2e}",
              f"gnorm {rec['grad_norm']:.3f}", f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s"]
     if rec.get("mfu") is not None:
-        parts.append(f"mfu {100 * rec['mfu']:.1f}%")
+        parts.append(f"mfu {100 * rec['mfu']:.1f}% (causal {100 * rec['mfu_causal']:.1f}%)")
     if rec.get("expert_load_cv"):
         parts.append(f"load cv {sum(rec['expert_load_cv']) / len(rec['expert_load_cv']):.3f}")
     if rec.get("aux_loss"):
@@ -443,7 +485,8 @@ def dry_run(cfg: TrainConfig) -> str:
     lines = [
         f"# model: {n['total'] / 1e6:.2f}M parameters, {n['active'] / 1e6:.2f}M active per token "
         f"({n['embedding'] / 1e6:.2f}M input embedding), {len(model.moe_layers())} MoE layers, vocab {vocab}",
-        f"# {flops_per_token(model, cfg.data.seq_len) / 1e6:.2f} MFLOP per token (training, torchtitan's count)",
+        f"# {flops_per_token(model, cfg.data.seq_len) / 1e6:.2f} MFLOP per token (training, full attention as "
+        f"torchtitan counts it; {flops_per_token(model, cfg.data.seq_len, causal=True) / 1e6:.2f} with causal attention)",
         f"# data: {len(shards.files)} token shards, {len(shards.units)} row groups"
         + (f", {tokens:,} tokens" if tokens else ""),
     ]

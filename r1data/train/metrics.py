@@ -3,7 +3,8 @@
 Each line of ``OUT_DIR/metrics.jsonl`` is one object. Training lines (``"kind": "train"``)::
 
     step, loss, lr, grad_norm, tokens (seen so far, all ranks), tokens_per_s (all ranks), step_s,
-    mfu (fraction of the accelerator's bf16 peak, counted on active parameters; null off GPU),
+    mfu (fraction of the accelerator's bf16 peak, counted on active parameters with full attention
+    FLOPs as torchtitan does; null off GPU), mfu_causal (the same with the causal half of attention),
     aux_loss, z_loss (weighted, summed over MoE layers; 0 when off),
     expert_load_cv, expert_load_max_vio (one number per MoE layer), memory_gb (CUDA peak)
 

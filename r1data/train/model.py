@@ -185,10 +185,15 @@ def count_params(model: Transformer) -> dict[str, int]:
     return {"total": total, "active": active, "embedding": embedding, "routed_experts": routed}
 
 
-def flops_per_token(model: Transformer, seq_len: int) -> float:
-    """Training FLOPs per token as torchtitan counts them: 6 * (active non-embedding parameters) for the
-    matrix multiplies forward and backward, plus 12 * layers * heads * head_dim * seq_len for attention
-    scores and values (full, not causal-halved)."""
+def flops_per_token(model: Transformer, seq_len: int, causal: bool = False) -> float:
+    """Training FLOPs per token: 6 * (active non-embedding parameters) for the matrix multiplies forward
+    and backward, plus the attention scores and values.
+
+    ``causal=False`` (torchtitan's and PaLM's convention, the ``mfu`` metric): 12 * layers * heads *
+    head_dim * seq_len, as if every query attended to every key. ``causal=True`` (the ``mfu_causal``
+    metric): half of that, the work a causal kernel actually does (each query sees (S + 1) / 2 keys on
+    average; the +1 is ignored)."""
     n = count_params(model)
     cfg = model.cfg
-    return 6 * (n["active"] - n["embedding"]) + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
+    attn = 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
+    return 6 * (n["active"] - n["embedding"]) + (attn // 2 if causal else attn)

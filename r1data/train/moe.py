@@ -54,6 +54,58 @@ class _PermuteRows(torch.autograd.Function):
         return g[inv], None, None
 
 
+class _ScatterRows(torch.autograd.Function):
+    """Rows of ``x`` (M, D) placed at rows ``dest`` (distinct) of a zero (n, D) buffer; gradient ``g[dest]``."""
+
+    @staticmethod
+    def forward(ctx, x, dest, n):
+        ctx.save_for_backward(dest)
+        out = x.new_zeros(n, x.shape[-1])
+        out[dest] = x
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (dest,) = ctx.saved_tensors
+        return g[dest], None, None
+
+
+class _GatherRows(torch.autograd.Function):
+    """``y[dest]`` (rows ``dest`` distinct); the gradient scatters back into zeros, no atomics."""
+
+    @staticmethod
+    def forward(ctx, y, dest):
+        ctx.save_for_backward(dest)
+        ctx.n = y.shape[0]
+        return y[dest]
+
+    @staticmethod
+    def backward(ctx, g):
+        (dest,) = ctx.saved_tensors
+        out = g.new_zeros(ctx.n, g.shape[-1])
+        out[dest] = g
+        return out, None
+
+
+def pad_groups(tokens_per_expert: torch.Tensor, rows: int, align: int):
+    """Where each of ``rows`` expert-sorted rows goes when every group is padded to a multiple of ``align``.
+
+    Returns ``dest`` (rows,) int64, distinct rows of the padded buffer; ``offs`` (E,) int32, the end row
+    of each padded group (what grouped GEMMs take); ``m_pad``, the buffer's static size
+    ``ceil(rows / align) * align + align * E``: the last group is stretched to ``m_pad`` so no size
+    depends on the routing.
+    """
+    ends = torch.cumsum(tokens_per_expert, 0)
+    padded = (tokens_per_expert + (align - 1)) // align * align
+    pad_ends = torch.cumsum(padded, 0)
+    m_pad = -(-rows // align) * align + align * tokens_per_expert.numel()
+    row = torch.arange(rows, device=tokens_per_expert.device)
+    expert = torch.searchsorted(ends, row, right=True)  # the expert of each sorted row
+    dest = row + (pad_ends - padded - (ends - tokens_per_expert))[expert]
+    offs = torch.cat([pad_ends[:-1], pad_ends.new_full((1,), m_pad)]).to(torch.int32)
+    return dest, offs, m_pad
+
+
 class _GatherPairs(torch.autograd.Function):
     """Rows of ``x`` (T, D) for the T*k (token, expert) pairs in expert order: ``x[order // k]``.
 
@@ -75,15 +127,20 @@ class _GatherPairs(torch.autograd.Function):
 class RoutedExperts(nn.Module):
     """``E`` SwiGLU experts stored as stacked weights: ``w13`` (E, 2H, D) holds gate and up, ``w2`` (E, D, H)."""
 
+    ALIGN = 16  # rows per group the FP8 grouped GEMM needs
+
     def __init__(self, num_experts: int, dim: int, hidden: int):
         super().__init__()
         self.num_experts, self.dim, self.hidden = num_experts, dim, hidden
         self.w13 = nn.Parameter(torch.empty(num_experts, 2 * hidden, dim))
         self.w2 = nn.Parameter(torch.empty(num_experts, dim, hidden))
+        self.fp8 = False  # set by r1data.train.fp8.convert_to_fp8 (train.precision: fp8)
 
     def forward(self, x_sorted: torch.Tensor, tokens_per_expert: torch.Tensor, impl: str) -> torch.Tensor:
         """``x_sorted`` (M, D), rows grouped by expert in order; ``tokens_per_expert`` (E,) sums to M."""
         if impl == "grouped":
+            if self.fp8:
+                return self.forward_grouped_fp8(x_sorted, tokens_per_expert)
             return self.forward_grouped(x_sorted, tokens_per_expert)
         return self.forward_loop(x_sorted, tokens_per_expert)
 
@@ -95,6 +152,26 @@ class RoutedExperts(nn.Module):
         h = torch._grouped_mm(x, w13.transpose(-2, -1), offs=offs)  # (M, 2H)
         gate, up = h.chunk(2, dim=-1)
         return torch._grouped_mm(F.silu(gate) * up, w2.transpose(-2, -1), offs=offs)  # (M, D)
+
+    def forward_grouped_fp8(self, x: torch.Tensor, tokens_per_expert: torch.Tensor) -> torch.Tensor:
+        """The grouped path with both GEMMs in FP8 (torchao's rowwise-scaled grouped GEMM, CUDA SM89+).
+
+        That kernel needs each group to be a multiple of ``ALIGN`` rows, so the sorted rows are
+        scattered into a zero-padded buffer of a static size (``ceil(M / 16) * 16 + 16 * E`` rows; the
+        last group absorbs the slack, so no shape depends on the routing and nothing syncs with the
+        host). Padding rows are zeros in and are never read out, so they change no output or gradient.
+        """
+        from torchao.prototype.moe_training import _to_fp8_rowwise_then_scaled_grouped_mm as fp8_grouped_mm
+
+        dest, offs, m_pad = pad_groups(tokens_per_expert, x.shape[0], self.ALIGN)
+        xp = _ScatterRows.apply(x.to(torch.bfloat16), dest, m_pad)
+        w13, w2 = self.w13.to(torch.bfloat16), self.w2.to(torch.bfloat16)
+        h = fp8_grouped_mm(xp, w13.transpose(-2, -1), offs, out_dtype=torch.bfloat16,
+                           pad_token_groups_for_grouped_mm=False)  # (m_pad, 2H)
+        gate, up = h.chunk(2, dim=-1)
+        y = fp8_grouped_mm(F.silu(gate) * up, w2.transpose(-2, -1), offs, out_dtype=torch.bfloat16,
+                           pad_token_groups_for_grouped_mm=False)  # (m_pad, D)
+        return _GatherRows.apply(y, dest)
 
     def forward_loop(self, x: torch.Tensor, tokens_per_expert: torch.Tensor) -> torch.Tensor:
         dtype = _compute_dtype(x)

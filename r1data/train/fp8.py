@@ -1,0 +1,90 @@
+"""Float8 training (``train.precision: fp8``) through torchao, for Hopper/Ada GPUs.
+
+What runs in FP8 (e4m3 operands, dynamic scales, bf16 outputs; master weights and optimizer state
+unchanged):
+
+- every ``nn.Linear`` inside the transformer blocks — attention ``wqkv``/``wo``, dense SwiGLU
+  ``w13``/``w2`` and the MoE shared experts — swapped for torchao's ``Float8Linear`` with the
+  ``train.fp8_recipe`` scaling (``tensorwise``: one scale per tensor, cuBLAS; ``rowwise``: one per
+  row, CUTLASS, power-of-two scales);
+- the routed experts' two grouped GEMMs, through torchao's ``_to_fp8_rowwise_then_scaled_grouped_mm``
+  (rowwise scales whatever ``fp8_recipe`` says: torchao has no tensorwise grouped GEMM). Its kernel
+  needs every expert's group of tokens to be a multiple of 16 rows, so ``RoutedExperts`` pads each
+  group with zero rows (``forward_grouped_fp8``); the experts need the grouped path
+  (``model.moe.impl: grouped`` or ``auto`` on Hopper), a loop over experts stays bf16.
+
+What stays in bf16 (or float32): the token embedding, the output head, the router (float32), the
+norms, attention's softmax(QK^T)V (SDPA) and every linear whose sides are not multiples of 16.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from r1data.errors import ConfigError
+
+MIN_CAPABILITY = (8, 9)  # FP8 tensor cores: Ada (8.9) and Hopper (9.0) onwards
+
+
+def check_fp8_supported(device: torch.device) -> None:
+    """Raise a one-line ``ConfigError`` when ``train.precision: fp8`` cannot run on ``device``."""
+    if device.type != "cuda":
+        raise ConfigError(f"train.precision: fp8 needs an NVIDIA GPU of compute capability 8.9 or newer "
+                          f"(Ada, Hopper); this run is on {device.type}; use train.precision: bf16")
+    cap = torch.cuda.get_device_capability(device)
+    if cap < MIN_CAPABILITY:
+        raise ConfigError(f"train.precision: fp8 needs compute capability 8.9 or newer (Ada, Hopper); "
+                          f"{torch.cuda.get_device_name(device)} is {cap[0]}.{cap[1]}; use train.precision: bf16")
+    _import_torchao()
+
+
+def _import_torchao():
+    try:
+        import torchao.float8  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"train.precision: fp8 needs torchao (pip install torchao, or 'r1data[train]'); "
+                          f"it could not be imported ({e})") from None
+
+
+def fp8_linear_filter(module: nn.Module, fqn: str) -> bool:
+    """Which ``nn.Linear`` become ``Float8Linear``: those inside the blocks (``layers.N.``) except the
+    router's gate, with both sides multiples of 16 (the FP8 GEMM's alignment). Embedding and output
+    head are outside ``layers`` and stay bf16."""
+    if not isinstance(module, nn.Linear) or not fqn.startswith("layers."):
+        return False
+    if ".router." in f".{fqn}." or fqn.endswith(".router.gate"):
+        return False
+    return module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+
+def convert_to_fp8(model: nn.Module, recipe: str, emulate: bool = False) -> dict[str, list[str]]:
+    """Swap the block linears for ``Float8Linear`` and switch grouped experts to the FP8 grouped GEMM.
+
+    Returns the qualified names converted (``linear``) and the routed-expert modules now in FP8
+    (``experts``). ``emulate`` (tests only) makes torchao compute the FP8 matmuls in high precision so
+    the conversion can run on a CPU.
+    """
+    _import_torchao()
+    from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+    config = Float8LinearConfig.from_recipe_name(recipe)
+    if emulate:
+        import dataclasses
+
+        config = dataclasses.replace(config, emulate=True)
+    converted: list[str] = []
+
+    def keep(module: nn.Module, fqn: str) -> bool:
+        ok = fp8_linear_filter(module, fqn)
+        if ok:
+            converted.append(fqn)
+        return ok
+
+    convert_to_float8_training(model, module_filter_fn=keep, config=config)
+    experts = []
+    for name, module in model.named_modules():
+        if type(module).__name__ == "RoutedExperts" and module.dim % 16 == 0 and module.hidden % 16 == 0:
+            module.fp8 = True
+            experts.append(name)
+    return {"linear": converted, "experts": experts}
