@@ -147,4 +147,5 @@ def test_web_v2_policy_selects_the_fast_extractor_and_web_v1_keeps_trafilatura()
     v1 = yaml.safe_load((ROOT / "filters" / "web-v1.yaml").read_text())
     v2 = yaml.safe_load((ROOT / "filters" / "web-v2.yaml").read_text())
     assert "html_extract" not in v1["stages"] and v2["stages"]["html_extract"]["extractor"] == "resiliparse"
-    assert {k: v for k, v in v2["stages"].items() if k != "html_extract"} == v1["stages"] and v2["models"] == v1["models"]
+    assert {k: v for k, v in v2["stages"].items() if k not in ("html_extract", "warc_reader")} == v1["stages"] and v2["models"] == v1["models"]
+    assert "warc_reader" not in v1["stages"] and v2["stages"]["warc_reader"]["decoding"] == "browser"

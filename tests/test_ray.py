@@ -92,7 +92,7 @@ def test_web_recipe_on_ray_equals_a_local_run(ray_address, tmp_path_factory):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["executor"]["type"] == "ray" and manifest["executor"]["address"] == ray_address
     st = json.loads(r1data("status", out, "--json").stdout)
-    assert st["executor"] == "ray" and st["complete"] and [p["completed"] for p in st["phases"]] == [2, 1, 2, 3, 1, 2]  # exact map, decide; minhash map, buckets, clusters; final
+    assert st["executor"] == "ray" and st["complete"] and [p["completed"] for p in st["phases"]] == [2, 1, 2, 3, 1, 2, 1, 2]  # exact map, decide; minhash map, buckets, clusters; line map, decide; final
 
 
 def test_failing_task_on_ray_is_reported_with_its_log(ray_address, tmp_path, monkeypatch):

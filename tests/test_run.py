@@ -222,8 +222,8 @@ def test_unknown_stage_and_parameter_exit_2(tmp_path):
     res = r1data_cmd("validate", bad)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
-    assert any("stages[1].stage: unknown stage 'html_extractor'; did you mean html_extract?" in x for x in lines)
-    assert any("stages[5].min_doc_word: unknown parameter; did you mean min_doc_words?" in x for x in lines)
+    assert any("stages[2].stage: unknown stage 'html_extractor'; did you mean html_extract?" in x for x in lines)
+    assert any("stages[6].min_doc_word: unknown parameter; did you mean min_doc_words?" in x for x in lines)
     assert all(x.startswith(f"error: {bad}:") for x in lines)
 
 

@@ -104,7 +104,8 @@ def test_dry_run_prints_the_sbatch_scripts_and_touches_nothing(tmp_path):
     venv_python = Path(sys.prefix) / "bin" / "python"
     assert f"srun --cpus-per-task=2 -l -n 1 {venv_python} -m r1data.run.slurm {out}/slurm/{MAP}/executor.pik --rank-offset 1" in text
     # --max-array-size 1: one array per rank, every index 0; later phases wait for earlier ones
-    assert text.count("#SBATCH --array=0\n") == 11  # 2 + 1 (exact dedup) + 2 + 3 + 1 (minhash: map, buckets, clusters) + 2 (final)
+    # 2 + 1 (exact dedup) + 2 + 3 + 1 (minhash: map, buckets, clusters) + 2 + 1 (line dedup: map, decide) + 2 (final)
+    assert text.count("#SBATCH --array=0\n") == 14
     assert f"--dependency=afterok:<jobs of {MAP}, {DECIDE}>" in text
     assert not out.exists()
 
