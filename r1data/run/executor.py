@@ -225,6 +225,7 @@ class _ProgressLine:
         self.docs, self.bytes = ctx.Value("q", 0), ctx.Value("q", 0)
         self.emit, self.title, self.total_bytes, self.expected_docs, self.every = emit, title, total_bytes, expected_docs, every
         self._stop = threading.Event()
+        self._last = None
         self._thread = threading.Thread(target=self._loop, name="r1data-progress", daemon=True)
         self.t0 = time.monotonic()
 
@@ -246,18 +247,21 @@ class _ProgressLine:
             parts.append(f"ETA {_duration((self.expected_docs - docs) / rate)}" if rate > 0 else "")
         return ", ".join(p for p in parts if p)
 
+    def _tick(self) -> None:
+        docs = self.docs.value
+        if docs == self._last:  # nothing new: stay quiet (a long reduce step, a slow document)
+            return
+        self._last = docs
+        text = self.line()
+        if text:
+            try:
+                self.emit(text)
+            except Exception:  # a display problem never stops the run
+                pass
+
     def _loop(self) -> None:
-        last = None
         while not self._stop.wait(self.every):
-            if self.docs.value == last:  # nothing new: stay quiet (a long reduce step, a slow document)
-                continue
-            last = self.docs.value
-            text = self.line()
-            if text:
-                try:
-                    self.emit(text)
-                except Exception:  # a display problem never stops the run
-                    pass
+            self._tick()
 
     def __enter__(self):
         self._thread.start()
@@ -266,6 +270,7 @@ class _ProgressLine:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self._tick()  # the last word is the phase's total, whatever the timer last saw
         return False
 
 
