@@ -14,7 +14,7 @@ from datatrove.data import Document
 
 from r1data.augment.backtranslate import ApertiumBackend, OpenAIBackend, Protector, TransformersBackend, check_round_trip
 from r1data.config.spec import build_spec
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 from r1data.stages.augment import Backtranslate, BacktranslateConfig
 from r1data.stages.base import GENERATED_KEY, rejection

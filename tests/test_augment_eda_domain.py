@@ -12,7 +12,7 @@ from datatrove.data import Document
 from r1data.augment.eda import DEFAULT_WORDNET, OPERATIONS, WordNet, augment
 from r1data.augment.domain import DomainRules, code_score, math_score, train_domain_classifier
 from r1data.config.spec import build_spec
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 from r1data.stages.augment import Eda, EdaConfig
 from r1data.stages.base import rejection

@@ -12,7 +12,7 @@ from datatrove.data import Document
 from r1data.augment.eda import DEFAULT_WORDNET, WordNet
 from r1data.augment.gate import Thresholds, chrf, figures, judge, word_count
 from r1data.config.spec import build_spec
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 from r1data.stages.augment import Backtranslate, BacktranslateConfig, Eda, EdaConfig, EdaGateOptions, GateOptions
 from r1data.stages.base import rejection

@@ -241,7 +241,7 @@ def test_stage_text_layout_and_examples_validate():
     from datatrove.data import Document
 
     from r1data.config.spec import build_spec
-    from r1data.config.yamlsrc import load_yaml_text
+    from r1data.yamlsrc import load_yaml_text
     from r1data.stages.augment import MathAugment, MathAugmentConfig
     from r1data.stages.base import rejection
     from r1data.stages.registry import all_stages

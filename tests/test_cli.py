@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from r1data.config.spec import build_spec
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.stages.base import ReaderStage
 from r1data.stages.registry import all_stages
 

@@ -269,7 +269,7 @@ def _variants(rng: random.Random, n_docs: int) -> list[str]:
     st.sampled_from([0.6, 0.8, 0.9]),
 )
 def test_bucket_and_cluster_tasks_decide_like_the_single_form(tmp_path_factory, rng, shard_sizes, window, groups, threshold):
-    from r1data.dedup.windowed import MinhashBuckets, MinhashClusters
+    from r1data.stages.minhash_phases import MinhashBuckets, MinhashClusters
     from r1data.stages.barrier import BarrierContext, make_windows
     from r1data.io.schema import shard_schema
     from r1data.io.shards import ShardWriter

@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes
 import pyarrow.parquet as pq
 import pytest
 
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 from r1data.paths import escape_surrogates
 from tests.conftest import r1data_cmd

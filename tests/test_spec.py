@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from r1data.config.spec import Overrides, apply_overrides, build_spec, validate_knobs
-from r1data.config.yamlsrc import load_yaml_text
+from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 
 GOOD = """\
@@ -149,7 +149,7 @@ def test_policy_defaults_and_pins(tmp_path):
     )
     recipe = tmp_path / "pipelines" / "r.yaml"
     recipe.write_text(GOOD.replace("name: t\n", "name: t\npolicy: p-v1\n"))
-    from r1data.config.yamlsrc import load_yaml_file
+    from r1data.yamlsrc import load_yaml_file
 
     spec = build_spec(load_yaml_file(recipe), {})
     gq = spec.stages[4].config

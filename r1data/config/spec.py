@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from r1data.config.yamlsrc import YamlSource
+from r1data.yamlsrc import YamlSource
 from r1data.errors import ConfigError
 from r1data.stages.base import ReaderStage, Stage, StageConfig
 from r1data.stages.registry import all_stages, suggest
@@ -114,7 +114,7 @@ def policy_dirs(recipe_dir: Path) -> list[Path]:
 
 def load_policy(name: Any, recipe_dir: Path) -> Policy:
     """Find ``filters/<name>.yaml`` (next to the recipe's folder, the working directory, or the checkout)."""
-    from r1data.config.yamlsrc import load_yaml_file
+    from r1data.yamlsrc import load_yaml_file
     from r1data.paths import sha256_file
 
     if not isinstance(name, str) or not _NAME.match(name):

@@ -89,7 +89,7 @@ def mixture_plan(shard_dirs: dict[str, Path], mix: MixSpec) -> dict[str, Any]:
 
 def make_mixture(shard_dirs: dict[str, Path], mix: MixSpec, out: Path, *, name: str, recipes_dir: Path, workers: int | None = None):
     """Write and run the mixture recipe into ``out``; returns (fingerprint, info) for the step."""
-    from r1data.repro.run import _manifest_fingerprint, run_recipe
+    from r1data.repro.recipe import manifest_fingerprint, run_recipe
 
     plan = mixture_plan(shard_dirs, mix)
     empty = [n for n, p in plan["sources"].items() if not p["bytes"]]
@@ -115,7 +115,7 @@ def make_mixture(shard_dirs: dict[str, Path], mix: MixSpec, out: Path, *, name: 
     path.write_text("# written by r1data repro; do not edit\n" + yaml.safe_dump(recipe, sort_keys=False))
     _, manifest, _ = run_recipe(path, out, workers=workers)
     shares = _actual_shares(out / "shards", plan["source_owner"])
-    return _manifest_fingerprint(out), {"plan": plan, "actual": shares, "recipe": str(path), "counts": manifest["counts"]}
+    return manifest_fingerprint(out), {"plan": plan, "actual": shares, "recipe": str(path), "counts": manifest["counts"]}
 
 
 def _actual_shares(shards: Path, owners: dict[str, str]) -> dict[str, Any]:

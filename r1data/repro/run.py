@@ -24,31 +24,11 @@ from typing import Callable
 
 import yaml
 
+from r1data.repro.recipe import manifest_fingerprint, run_recipe
 from r1data.repro.spec import ReproSpec
 from r1data.repro.steps import StepResult, Steps, digest
 
 STEP_ORDER = ("source", "raw", "mix", "heldout", "tokenizer", "tokens", "train", "report")  # eval runs with train
-
-
-def _manifest_fingerprint(out: Path) -> str:
-    m = json.loads((out / "manifest.json").read_text())
-    return digest({k: m["outputs"][k] for k in ("shards", "rejected")})
-
-
-def run_recipe(recipe: str | Path, out: Path, *, inputs=None, sets=(), filter_threshold=None, dedup_window=None, tasks=None, workers=None):
-    """Run (or resume, or reuse) one pipeline recipe into ``out``; returns (plan, manifest dict, reused)."""
-    from r1data.config.spec import Overrides
-    from r1data.run.pipeline import STATE_FILE, execute, load_spec, plan_run
-
-    ov = Overrides(sets=list(sets), inputs=list(inputs) if inputs else None, output=str(out), tasks=tasks, workers=workers,
-                   filter_threshold=filter_threshold, dedup_window=dedup_window)
-    plan = plan_run(load_spec(recipe, ov))
-    state = out / STATE_FILE
-    same = state.is_file() and json.loads(state.read_text()).get("plan_hash") == plan.plan_hash()
-    if same and (out / "manifest.json").is_file():
-        return plan, json.loads((out / "manifest.json").read_text()), True
-    execute(plan, overwrite=not same)
-    return plan, json.loads((out / "manifest.json").read_text()), False
 
 
 def _finished_summary(out: Path, cfg_text: str) -> dict | None:
@@ -152,7 +132,7 @@ def run_repro(
 
             def fn(o: Path, recipe=recipe, sets=sets, knobs=knobs, src=src):
                 _, m, _ = run_recipe(recipe, o, inputs=src.inputs, sets=sets, tasks=src.tasks, workers=workers, **knobs)
-                return _manifest_fingerprint(o), {"recipe": str(recipe), "config_hash": m["config_hash"], "counts": m["counts"]}
+                return manifest_fingerprint(o), {"recipe": str(recipe), "config_hash": m["config_hash"], "counts": m["counts"]}
 
             from r1data.config.spec import Overrides
             from r1data.run.pipeline import load_spec, plan_run

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from r1data.config.spec import _pydantic_problems, expand_vars
-from r1data.config.yamlsrc import YamlSource, load_yaml_file
+from r1data.yamlsrc import YamlSource, load_yaml_file
 from r1data.errors import ConfigError
 from r1data.stages.registry import suggest
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from r1data.config.spec import Overrides, PipelineSpec, apply_overrides, build_spec, validate_knobs
-from r1data.config.yamlsrc import load_yaml_file
-from r1data.errors import ConfigError, FatalError
+from r1data.yamlsrc import load_yaml_file
+from r1data.errors import ConfigError
 from r1data.io.schema import describe_schema, rejected_schema, shard_schema
 from r1data.paths import resolve_path, sha256_file
 from r1data.run.inputs import resolve_inputs
+from r1data.run.output import OUTPUT_FOLDERS, STATE_FILE, RunResult, finish_run, prepare_output
 from r1data.stages.base import InputFile, ReaderStage
 
+# the output folder's functions live in r1data.run.output; these names stay importable from here
+__all__ = ["OUTPUT_FOLDERS", "STATE_FILE", "Phase", "Plan", "RunResult", "execute", "finish_run", "load_spec", "plan_run", "prepare_output"]
+
 MAX_DEFAULT_TASKS = 1024
-STATE_FILE = "run.json"
-OUTPUT_FOLDERS = ("shards", "rejected", "stats", "logs", "completions", "work", "failures", "slurm", "slurm_logs", "ray")
 
 
 def load_spec(recipe: str | os.PathLike, overrides: Overrides | None = None) -> PipelineSpec:
@@ -167,51 +167,6 @@ def plan_run(spec: PipelineSpec) -> Plan:
     return Plan(spec=spec, inputs=inputs, tasks=tasks, workers=min(workers, tasks), out_dir=Path(spec.output_path))
 
 
-@dataclass
-class RunResult:
-    out_dir: Path
-    counts: dict[str, Any]
-    wall_seconds: float
-    manifest: Path
-    failed_tasks: dict[int, str] = field(default_factory=dict)
-    skipped_tasks: int = 0
-
-
-def prepare_output(plan: Plan, overwrite: bool = False) -> int:
-    """Create the output folder or check that it holds a resumable run of this plan.
-
-    Returns how many tasks are already complete. A folder holding another config's run is an
-    error unless ``overwrite`` is set."""
-    out = plan.out_dir
-    state_path = out / STATE_FILE
-    if overwrite and out.exists():
-        for sub in OUTPUT_FOLDERS:
-            shutil.rmtree(out / sub, ignore_errors=True)
-        for f in (STATE_FILE, "manifest.json", "executor.json", "stats.json"):
-            (out / f).unlink(missing_ok=True)
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state.get("plan_hash") != plan.plan_hash():
-            raise ConfigError(
-                f"{out} holds a run of a different config or input list (plan {state.get('plan_hash', '?')[:12]}, "
-                f"this one {plan.plan_hash()[:12]}); pass --overwrite to replace it or choose another --output"
-            )
-    elif out.exists() and any((out / sub).exists() for sub in ("shards", "completions")):
-        raise ConfigError(f"{out} holds shards from an unknown run; pass --overwrite to replace them or choose another --output")
-    out.mkdir(parents=True, exist_ok=True)
-    # files a killed task left under a temporary name (its task will be rerun). Not with Slurm: jobs
-    # of an earlier submission may still be running, on other nodes, and writing theirs
-    for sub in ("shards", "rejected", "work", "completions", "stats") if plan.spec.executor.type != "slurm" else ():
-        folder = out / sub
-        if folder.exists():
-            for stale in folder.rglob(".*.tmp-*"):
-                stale.unlink(missing_ok=True)
-    if not state_path.exists():
-        state_path.write_text(json.dumps({"plan_hash": plan.plan_hash(), "config_hash": plan.spec.config_hash(), "tasks": plan.tasks}, indent=1))
-    done = out / "completions"
-    return len([p for p in done.rglob("[0-9]*") if p.is_file()]) if done.exists() else 0
-
-
 def execute(
     plan: Plan,
     *,
@@ -223,13 +178,15 @@ def execute(
 ) -> RunResult:
     """Run (or resume) ``plan`` and write ``manifest.json``. Raises ``FatalError`` if a task fails.
 
-    ``executor.type`` picks where: here (local), Slurm array jobs (``r1data.run.slurm``; with
-    ``wait=False`` it returns a ``Submitted`` right after ``sbatch``) or a Ray cluster
-    (``r1data.run.ray``). ``on_event`` receives one-line notes from the cluster executors; ``on_line``
+    ``executor.type`` names the executor (``r1data.run.executors``): here (local), Slurm array
+    jobs (with ``wait=False`` the result's ``state`` is "submitted", right after ``sbatch``) or a
+    Ray cluster. ``on_event`` receives one-line notes from the cluster executors; ``on_line``
     receives a progress line (documents read, docs/s, ETA) every ~10 s of a local run."""
+    from r1data.run import executors
     from r1data.run.executor import console_logging
     from r1data.run.lock import OutputLock
 
+    run = executors.get(plan.spec.executor.type)
     console_logging()
     # one writer per output directory, taken before anything in it is read or deleted; with Slurm
     # and wait=False it covers the submission only (the jobs' own markers guard a later rerun)
@@ -238,57 +195,6 @@ def execute(
             from datatrove.utils.logging import logger
 
             logger.warning(f"{plan.out_dir}: took over the lock left by a run that is gone ({lock.stale.describe()})")
-        return _execute_locked(plan, overwrite=overwrite, on_progress=on_progress, wait=wait, on_event=on_event, on_line=on_line)
+        return run(plan, overwrite=overwrite, on_progress=on_progress, wait=wait, on_event=on_event, on_line=on_line)
 
 
-def _execute_locked(plan: Plan, *, overwrite: bool, on_progress, wait: bool, on_event, on_line=None) -> RunResult:
-    if plan.spec.executor.type == "slurm":
-        from r1data.run.slurm import run_on_slurm
-
-        return run_on_slurm(plan, overwrite=overwrite, on_progress=on_progress, on_event=on_event, wait=wait)
-    if plan.spec.executor.type == "ray":
-        from r1data.run.ray import run_on_ray
-
-        return run_on_ray(plan, overwrite=overwrite, on_progress=on_progress, on_event=on_event)
-    from r1data.run.executor import LocalExecutor
-    from r1data.run.manifest import now_iso
-
-    started = now_iso()
-    t0 = time.perf_counter()
-    skipped = prepare_output(plan, overwrite)
-    for phase in plan.phases():
-        ex = LocalExecutor(
-            phase.pipeline,
-            tasks=phase.tasks,
-            workers=plan.workers,
-            logging_dir=str(plan.out_dir),
-            phase=phase.name,
-            on_progress=(lambda d, t, _p=phase.title: on_progress(d, t, _p)) if on_progress else None,
-            memory_limit_gb=plan.spec.executor.memory_limit_gb,
-            on_line=on_line,
-        )
-        failed = ex.run()
-        if failed:
-            logs = f"{plan.out_dir}/logs/{phase.name + '/' if phase.name else ''}"
-            lines = [f"task {r}: {ex.failures[r]} (log: {logs}task_{r:05d}.log)" for r in failed]
-            raise FatalError(
-                f"{len(failed)} of {phase.tasks} tasks of phase {phase.title} failed; rerun the same command to resume "
-                "the unfinished ones:\n  " + "\n  ".join(lines)
-            )
-    return finish_run(plan, started=started, wall_seconds=time.perf_counter() - t0, skipped=skipped)
-
-
-def finish_run(plan: Plan, *, started: str, wall_seconds: float, skipped: int = 0, manifest_extra: dict | None = None) -> RunResult:
-    """After every phase completed: sum the task stats, check the accounting, write ``manifest.json``."""
-    from r1data.run.manifest import aggregate, load_task_stats, manifest_content, write_manifest
-
-    counts = aggregate(load_task_stats(plan.out_dir), [s.label for s in plan.spec.stages])
-    if counts["read"] + counts.get("generated", 0) != counts["kept"] + counts["rejected"]:
-        raise FatalError(
-            f"accounting error: read {counts['read']} + generated {counts.get('generated', 0)} != kept {counts['kept']} + "
-            f"rejected {counts['rejected']}; this is a bug in r1data, please report it with {plan.out_dir}/stats"
-        )
-    content = manifest_content(plan=plan, counts=counts, wall_seconds=wall_seconds, started=started)
-    content.update(manifest_extra or {})
-    manifest = write_manifest(plan.out_dir, content)
-    return RunResult(out_dir=plan.out_dir, counts=counts, wall_seconds=wall_seconds, manifest=manifest, skipped_tasks=skipped)

@@ -23,6 +23,8 @@ from datatrove.executor.ray import RayPipelineExecutor, RayTaskManager, TimeoutM
 
 from r1data.errors import ConfigError, FatalError
 from r1data.run.executor import PhaseMixin
+from r1data.run.executors import register
+from r1data.run.output import RunResult, finish_run, prepare_output
 from r1data.run.status import FailureMarkers, failure_markers, phase_dir
 
 MAX_RETRIES = 2  # resubmissions of a task whose Ray worker died (not of a task that raised)
@@ -89,10 +91,10 @@ class RayExecutor(FailureMarkers, PhaseMixin, RayPipelineExecutor):
         return self.get_incomplete_ranks(todo)
 
 
-def run_on_ray(plan, *, overwrite: bool = False, on_progress=None, on_event=None):
-    """Run (or resume) ``plan`` on the Ray cluster at ``executor.address`` / ``$RAY_ADDRESS``."""
+@register("ray")
+def run_on_ray(plan, *, overwrite: bool = False, on_progress=None, on_event=None, on_line=None, wait: bool = True) -> RunResult:
+    """Run (or resume) ``plan`` on the Ray cluster at ``executor.address`` / ``$RAY_ADDRESS`` (always waits)."""
     from r1data.run.manifest import now_iso
-    from r1data.run.pipeline import finish_run, prepare_output
 
     note = on_event or (lambda msg: None)
     try:

@@ -35,13 +35,9 @@ import dataclasses
 import fcntl
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,135 +45,17 @@ from datatrove.executor.slurm import SlurmPipelineExecutor, requeue_handler
 
 from r1data.errors import ConfigError, FatalError
 from r1data.run.executor import PhaseMixin
+from r1data.run.executors import register
+from r1data.run.output import RunResult, finish_run, prepare_output
+from r1data.run.slurmctl import (
+    DEFAULT_MAX_ARRAY_SIZE, QueueError, _one_line, _slurm, array_spec, check_slurm, cluster_max_array_size, query_queue, scancel,
+)
 from r1data.run.status import (
     ACTIVE_STATES, BLOCKED, COMPLETED, NEVER_REASONS, PENDING, RUNNING, FailureMarkers, RunStatus, _latest_job_of_rank,
     completed_ranks, raise_on_sigterm, snapshot,
 )
 
-DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's own default MaxArraySize
 STATE = "slurm/state.json"
-
-
-class QueueError(Exception):
-    """squeue/scontrol could not be asked (slurmctld down, no Slurm client here)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# talking to Slurm
-
-
-def _slurm(cmd: list[str], timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=_clean_env())
-    except FileNotFoundError:
-        raise QueueError(f"{cmd[0]} not found on PATH (run on a Slurm login node, or install slurm-client)") from None
-    except subprocess.TimeoutExpired:
-        raise QueueError(f"{' '.join(cmd[:2])} did not answer within {timeout:.0f} s") from None
-
-
-def _clean_env() -> dict[str, str]:
-    """Our environment without the SLURM_* variables of an enclosing job (r1data started inside
-    salloc/srun): sbatch would read them as options (SLURM_MEM_PER_NODE clashes with --mem-per-cpu)
-    and pass them on to the array tasks. SLURM_CONF names the cluster and stays."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def check_slurm() -> None:
-    """``ConfigError`` unless sbatch, squeue and scancel are here and slurmctld answers."""
-    for tool in ("sbatch", "squeue", "scancel", "scontrol"):
-        if shutil.which(tool) is None:
-            raise ConfigError(f"--executor slurm: {tool} not found on PATH; run on a Slurm login node (or install slurm-client)")
-    res = _slurm(["scontrol", "ping"])
-    if res.returncode != 0 or "UP" not in res.stdout:
-        first = next((line for line in (res.stdout + res.stderr).splitlines() if line.strip()), "no answer")
-        raise ConfigError(f"--executor slurm: slurmctld is not up (`scontrol ping`: {first.strip()}); is SLURM_CONF right?")
-
-
-@lru_cache(maxsize=1)
-def cluster_config() -> dict[str, str]:
-    """``scontrol show config`` as a dict (empty when Slurm cannot be asked)."""
-    try:
-        # `show config` retries for seconds when slurmctld is down; `ping` answers at once
-        if "UP" not in _slurm(["scontrol", "ping"], timeout=15).stdout:
-            return {}
-        res = _slurm(["scontrol", "show", "config"])
-    except QueueError:
-        return {}
-    out = {}
-    for line in res.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def cluster_max_array_size() -> int | None:
-    value = cluster_config().get("MaxArraySize", "")
-    return int(value) if value.isdigit() else None
-
-
-def array_spec(indices: list[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (sbatch --array syntax)."""
-    parts, start, prev = [], None, None
-    for i in sorted(indices):
-        if start is None:
-            start = prev = i
-        elif i == prev + 1:
-            prev = i
-        else:
-            parts.append(f"{start}-{prev}" if prev > start else str(start))
-            start = prev = i
-    if start is not None:
-        parts.append(f"{start}-{prev}" if prev > start else str(start))
-    return ",".join(parts)
-
-
-def query_queue(job_ids: list[str]) -> dict[tuple[str, int], tuple[str, str]]:
-    """``{(array job id, array index): (state, reason)}`` for every task of ``job_ids`` squeue still knows.
-
-    Includes finished tasks (COMPLETED, FAILED, CANCELLED, ...) for the cluster's MinJobAge; a task
-    cancelled while pending is forgotten at once."""
-    if not job_ids:
-        return {}
-    res = _slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-o", "%F|%K|%T|%r"])
-    if res.returncode != 0:
-        if "Invalid job id" in res.stderr:  # every job is gone from slurmctld's memory
-            return {}
-        raise QueueError(f"squeue failed: {_one_line(res.stderr or res.stdout)}")
-    out = {}
-    for line in res.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 4 and parts[1].isdigit():
-            out[(parts[0], int(parts[1]))] = (parts[2], parts[3])
-    return out
-
-
-def query_accounting(job_ids: list[str]) -> dict[str, str]:
-    """``{"<job>_<index>": state}`` from ``sacct``; empty when accounting is not enabled."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
-    try:
-        res = _slurm(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", "JobID,State"], timeout=30)
-    except QueueError:
-        return {}
-    if res.returncode != 0:
-        return {}
-    out = {}
-    for line in res.stdout.splitlines():
-        job, _, state = line.partition("|")
-        if "_" in job and state:
-            out[job.strip()] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return out
-
-
-def scancel(targets: list[str]) -> None:
-    """Cancel jobs or array tasks (``1234`` or ``1234_5``); errors for ones already gone are ignored."""
-    for i in range(0, len(targets), 500):
-        _slurm(["scancel", *targets[i : i + 500]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,15 +217,6 @@ class SlurmExecutor(FailureMarkers, PhaseMixin, SlurmPipelineExecutor):
 # the driver
 
 
-@dataclass
-class Submitted:
-    """What ``run_on_slurm(wait=False)`` returns: the jobs it submitted (none if all were done)."""
-
-    out_dir: Path
-    jobs: list[dict[str, Any]]
-    phases: list[dict[str, Any]]
-
-
 def max_array_size(options) -> int:
     """The smaller of ``--max-array-size`` and the cluster's MaxArraySize (indices run 0..size-1)."""
     cluster = cluster_max_array_size() or DEFAULT_MAX_ARRAY_SIZE
@@ -476,10 +345,10 @@ def submit_unfinished(executors: list[SlurmExecutor], state: dict[str, Any], not
     return new
 
 
-def run_on_slurm(plan, *, overwrite: bool = False, on_progress=None, on_event=None, wait: bool = True, poll: float = 1.0):
-    """Submit (or resume) ``plan`` on Slurm; wait and write the manifest, or return ``Submitted``."""
+@register("slurm")
+def run_on_slurm(plan, *, overwrite: bool = False, on_progress=None, on_event=None, on_line=None, wait: bool = True, poll: float = 1.0) -> RunResult:
+    """Submit (or resume) ``plan`` on Slurm; wait and write the manifest, or return a "submitted" result."""
     from r1data.run.manifest import now_iso
-    from r1data.run.pipeline import prepare_output
 
     note = on_event or (lambda msg: None)
     check_slurm()
@@ -511,7 +380,7 @@ def run_on_slurm(plan, *, overwrite: bool = False, on_progress=None, on_event=No
     if not wait:
         if not new and snapshot(out_dir, state).complete:  # a rerun after the jobs finished
             return finalize(plan, state)
-        return Submitted(out_dir=out_dir, jobs=new, phases=state["phases"])
+        return RunResult.submitted(out_dir, jobs=new, phases=state["phases"])
     wait_for(out_dir, state, on_progress=on_progress, note=note, poll=poll)
     return finalize(plan, state)
 
@@ -594,10 +463,8 @@ def load_plan(out_dir: Path):
         return dill.load(f)
 
 
-def finalize(plan, state: dict[str, Any]):
+def finalize(plan, state: dict[str, Any]) -> RunResult:
     """All phases completed: write the manifest (with the Slurm jobs that made it) like a local run."""
-    from r1data.run.pipeline import finish_run
-
     out_dir = plan.out_dir
     marks = [p.stat().st_mtime for p in (out_dir / "completions").rglob("*") if p.is_file()]
     wall = (max(marks) if marks else time.time()) - state.get("started_ts", time.time())

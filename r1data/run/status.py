@@ -212,7 +212,7 @@ def read_state(out_dir: Path) -> tuple[str, dict[str, Any]] | None:
 def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "ask") -> RunStatus:
     """The status of every task of a cluster run.
 
-    ``queue``: ``{(job_id, array_index): (state, reason)}`` from ``r1data.run.slurm.query_queue``;
+    ``queue``: ``{(job_id, array_index): (state, reason)}`` from ``r1data.run.slurmctl.query_queue``;
     "ask" queries it now (Slurm runs only). The queue is read *before* the markers so that a task
     that finishes in between is seen as completed, never as vanished."""
     out_dir = Path(out_dir)
@@ -229,7 +229,7 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
     if all(len(done_by_phase[ph["name"]]) >= ph["tasks"] for ph in state["phases"]):
         queue = {}  # all done: nothing to ask the scheduler
     if kind == "slurm" and queue == "ask":
-        from r1data.run.slurm import QueueError, query_queue
+        from r1data.run.slurmctl import QueueError, query_queue
 
         try:
             queue = query_queue([j["job_id"] for j in state.get("jobs", [])])
@@ -282,7 +282,7 @@ def snapshot(out_dir: Path, state: dict[str, Any] | None = None, queue: Any = "a
         phases.append(PhaseStatus(name, n, tasks))
         broken = broken or any(t.state in (FAILED, BLOCKED) for t in tasks)
     if vanished and kind == "slurm":
-        from r1data.run.slurm import query_accounting
+        from r1data.run.slurmctl import query_accounting
 
         acct = query_accounting(sorted({t.job.split("_")[0] for t in vanished}))
         for t in vanished:

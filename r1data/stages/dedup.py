@@ -153,7 +153,7 @@ class MinhashDedup(BarrierStage):
         )
 
     def reduce_steps(self):
-        from r1data.dedup.windowed import MinhashBuckets, MinhashClusters
+        from r1data.stages.minhash_phases import MinhashBuckets, MinhashClusters
 
         buckets = MinhashBuckets(self)
         return [buckets, MinhashClusters(self, buckets)]

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from r1data.config.yamlsrc import YamlSource, format_path, load_yaml_file, load_yaml_text
+from r1data.yamlsrc import YamlSource, format_path, load_yaml_file, load_yaml_text
 from r1data.errors import ConfigError
 
 

@@ -144,7 +144,7 @@ def run(
             result = execute(
                 plan, overwrite=overwrite, on_progress=progress.update, wait=wait, on_event=notes, on_line=None if json_summary else progress.note
             )
-        if not hasattr(result, "counts"):  # --no-wait: submitted, not finished
+        if not result.finished:  # --no-wait on Slurm: submitted, not finished
             _print_submitted(result, json_summary)
         elif json_summary:
             typer.echo(json.dumps(_summary_dict(result), indent=2))
