@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "r1data"
 # Packages (or single modules) anyone may import: they know nothing of recipes, stages or runs.
 LIBRARY = (
     "r1data.augment", "r1data.dedup", "r1data.export", "r1data.io", "r1data.quality", "r1data.sources", "r1data.stats",
-    "r1data.tokenize", "r1data.train", "r1data.errors", "r1data.paths", "r1data.yamlsrc",
+    "r1data.tokenize", "r1data.train", "r1data.errors", "r1data.paths", "r1data.yamlsrc", "r1data.dotted",
 )
 # The machinery that turns recipes into runs; a library module importing one of these is upside down.
 MACHINERY = ("r1data.stages", "r1data.run", "r1data.config", "r1data.repro")

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from r1data.yamlsrc import YamlSource
+from r1data import dotted
+from r1data.dotted import suggest
 from r1data.errors import ConfigError
+from r1data.yamlsrc import YamlSource
 from r1data.stages.base import ReaderStage, Stage, StageConfig
-from r1data.stages.registry import all_stages, suggest
+from r1data.stages.registry import all_stages
 
 TOP_LEVEL_KEYS = ("name", "description", "policy", "inputs", "stages", "output", "executor")
 RESERVED_STAGE_KEYS = ("stage", "name")
@@ -247,13 +248,6 @@ class Overrides:
     dedup_window: int | None = None
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-
-
 def _stage_index(stages: list, key: str) -> int | None:
     if key.isdigit():
         i = int(key)
@@ -276,44 +270,26 @@ def apply_overrides(src: YamlSource, ov: Overrides) -> YamlSource:
     problems = []
 
     def put(path: tuple, value: Any, flag: str) -> None:
-        node = data
-        for part in path[:-1]:
-            if isinstance(node, list):
-                node = node[part]
-            else:
-                nxt = node.get(part)
-                if not isinstance(nxt, (dict, list)):
-                    nxt = {}
-                    node[part] = nxt
-                node = nxt
-        node[path[-1]] = value
+        dotted.put(data, path, value)
         out.origins[path] = flag
 
-    for item in ov.sets:
-        flag = f"--set {item}"
-        if "=" not in item:
-            problems.append(f"{flag}: expected KEY=VALUE, e.g. stages.gopher_quality.min_doc_words=100")
-            continue
-        key, value = item.split("=", 1)
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            problems.append(f"{flag}: empty key")
-            continue
+    for item in dotted.parse_sets(ov.sets, "stages.gopher_quality.min_doc_words=100", problems):
+        parts = item.path
         if parts[0] == "stages":
             stages = data.get("stages")
             if len(parts) != 3 or not isinstance(stages, list):
-                problems.append(f"{flag}: expected stages.<name>.<param>=<value>")
+                problems.append(f"{item.flag}: expected stages.<name>.<param>=<value>")
                 continue
             idx = _stage_index(stages, parts[1])
             if idx is None:
                 names = [e.get("name", e.get("stage")) for e in stages if isinstance(e, dict)]
-                problems.append(f"{flag}: no stage named {parts[1]!r}{suggest(parts[1], names)} (stages: {', '.join(map(str, names))})")
+                problems.append(f"{item.flag}: no stage named {parts[1]!r}{suggest(parts[1], names)} (stages: {', '.join(map(str, names))})")
                 continue
-            put(("stages", idx, parts[2]), _parse_value(value), flag)
+            put(("stages", idx, parts[2]), item.value, item.flag)
         elif parts[0] in TOP_LEVEL_KEYS:
-            put(tuple(parts), _parse_value(value), flag)
+            put(parts, item.value, item.flag)
         else:
-            problems.append(f"{flag}: unknown key {parts[0]!r}{suggest(parts[0], TOP_LEVEL_KEYS)}")
+            problems.append(f"{item.flag}: unknown key {parts[0]!r}{suggest(parts[0], TOP_LEVEL_KEYS)}")
     if ov.inputs:
         put(("inputs",), list(ov.inputs), "--input")
     if ov.output:

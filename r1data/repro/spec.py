@@ -12,13 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from r1data import dotted
 from r1data.config.spec import _pydantic_problems, expand_vars
-from r1data.yamlsrc import YamlSource, load_yaml_file
+from r1data.dotted import suggest
 from r1data.errors import ConfigError
-from r1data.stages.registry import suggest
+from r1data.yamlsrc import YamlSource, load_yaml_file
 
 
 class _Strict(BaseModel):
@@ -92,18 +92,11 @@ class ReproSpec(_Strict):
         return v
 
 
-def _set_dotted(data: dict, dotted: str, value: Any, origin: str, src: YamlSource) -> None:
-    parts = dotted.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        nxt = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(nxt, dict):
-            if part not in node and i == 0 and part not in ReproSpec.model_fields:
-                raise ConfigError(f"{origin}: unknown key {part!r}{suggest(part, ReproSpec.model_fields)}")
-            nxt = {}
-            node[part] = nxt
-        node = nxt
-    node[parts[-1]] = value
+def _set_dotted(data: dict, parts: tuple, value: Any, origin: str, src: YamlSource, problems: list[str]) -> None:
+    if len(parts) > 1 and parts[0] not in data and parts[0] not in ReproSpec.model_fields:
+        problems.append(f"{origin}: unknown key {parts[0]!r}{suggest(parts[0], ReproSpec.model_fields)}")
+        return
+    dotted.put(data, parts, value)
     src.origins[tuple(parts)] = origin
 
 
@@ -115,16 +108,16 @@ def load_repro(path: str | os.PathLike, preset: str | None = None, sets: list[st
     data = copy.deepcopy(src.data)
     presets = data.get("presets") or {}
     chosen = preset or data.get("preset")
+    problems: list[str] = []
     if chosen is not None:
         if chosen not in presets:
             raise ConfigError(f"{path}: no preset {chosen!r}{suggest(str(chosen), presets)} (presets: {', '.join(presets) or 'none'})")
-        for dotted, value in (presets[chosen] or {}).items():
-            _set_dotted(data, dotted, copy.deepcopy(value), f"preset {chosen}: {dotted}", src)
-    for item in sets or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. mix.holdout=0.1")
-        k, v = item.split("=", 1)
-        _set_dotted(data, k.strip(), yaml.safe_load(v) if v.strip() else "", f"--set {item}", src)
+        for key, value in (presets[chosen] or {}).items():
+            _set_dotted(data, tuple(key.split(".")), copy.deepcopy(value), f"preset {chosen}: {key}", src, problems)
+    for item in dotted.parse_sets(sets or [], "mix.holdout=0.1", problems):
+        _set_dotted(data, item.path, item.value, item.flag, src, problems)
+    if problems:
+        raise ConfigError(problems)
     try:
         spec = ReproSpec.model_validate(data)
     except ValidationError as e:

@@ -15,7 +15,8 @@ from pydantic import Field, field_validator
 from r1data.errors import ShardError
 from r1data.sources.secrets import DEFAULT_KINDS, EXAMPLE_DOMAINS, KINDS
 from r1data.stages.base import FilterStage, InputFile, ReaderStage, StageConfig, TaggerStage, reject
-from r1data.stages.registry import register, suggest
+from r1data.dotted import suggest
+from r1data.stages.registry import register
 
 #: skipped like .gitignore'd paths (not documents): caches and build droppings nobody commits
 DEFAULT_EXCLUDE = ["__pycache__/", "*.py[co]", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", ".ipynb_checkpoints/", ".DS_Store"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 
+from r1data.dotted import suggest
 from r1data.stages.base import Stage, check_stage_class
 
 # Modules that define the built-in stages. Importing them registers their classes. They must not
@@ -53,11 +53,6 @@ def _load_builtins() -> None:
 def all_stages() -> dict[str, type[Stage]]:
     _load_builtins()
     return dict(sorted(_REGISTRY.items()))
-
-
-def suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def get_stage(name: str) -> type[Stage]:

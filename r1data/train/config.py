@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import hashlib
 import json
 import types
@@ -21,8 +20,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from r1data.yamlsrc import YamlSource, format_path, load_yaml_file, load_yaml_text
+from r1data import dotted
+from r1data.dotted import suggest
 from r1data.errors import ConfigError
+from r1data.yamlsrc import YamlSource, format_path, load_yaml_file, load_yaml_text
 
 
 class FieldError(ValueError):
@@ -291,11 +292,6 @@ def _coerce(value: Any, tp) -> Any:
     return _NO
 
 
-def _suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
 def build_section(cls, data: Any, src: YamlSource, path: tuple = ()):
     """Build dataclass ``cls`` from ``data``; raise ``ConfigError`` listing every problem with its location."""
     problems: list[str] = []
@@ -316,7 +312,7 @@ def _build(cls, data: Any, src: YamlSource, path: tuple, problems: list[str]):
     n_before = len(problems)
     for key in data:
         if key not in fields:
-            problems.append(f"{src.where(path + (key,))}: unknown key{_suggest(str(key), fields)} "
+            problems.append(f"{src.where(path + (key,))}: unknown key{suggest(str(key), fields)} "
                             f"(known: {', '.join(fields)})")
     kwargs = {}
     for name, f in fields.items():
@@ -344,34 +340,12 @@ def _build(cls, data: Any, src: YamlSource, path: tuple, problems: list[str]):
 
 
 def parse_sets(src: YamlSource, sets: list[str]) -> YamlSource:
-    """Apply ``--set a.b.c=value`` overrides (values parsed as YAML); remembers which flag set what."""
+    """Apply ``--set a.b.c=value`` overrides (``r1data.dotted``); remembers which flag set what."""
     data = copy.deepcopy(src.data) if isinstance(src.data, dict) else {}
     out = YamlSource(data=data, file=src.file, lines=dict(src.lines), origins=dict(src.origins))
-    problems = []
-    for item in sets:
-        flag = f"--set {item}"
-        key, eq, text = item.partition("=")
-        parts = tuple(p for p in key.strip().split(".") if p)
-        if not eq or not parts:
-            problems.append(f"{flag}: expected KEY=VALUE, e.g. model.moe.top_k=2")
-            continue
-        try:
-            import yaml
-
-            value = yaml.safe_load(text) if text.strip() else ""
-        except Exception:
-            value = text
-        node = data
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[p] = nxt
-            node = nxt
-        node[parts[-1]] = value
-        out.origins[parts] = flag
-    if problems:
-        raise ConfigError(problems)
+    for item in dotted.parse_sets(sets, "model.moe.top_k=2"):
+        dotted.put(data, item.path, item.value)
+        out.origins[item.path] = item.flag
     return out
 
 

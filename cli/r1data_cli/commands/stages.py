@@ -21,7 +21,8 @@ def stages(
     from rich.console import Console
     from rich.table import Table
 
-    from r1data.stages.registry import all_stages, suggest
+    from r1data.dotted import suggest
+    from r1data.stages.registry import all_stages
 
     registry = all_stages()
     con = Console()
