@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from r1data.config.spec import Overrides, apply_overrides, build_spec, validate_knobs
+from r1data.config.knobs import validate_knobs
+from r1data.config.spec import Overrides, apply_overrides, build_spec
 from r1data.yamlsrc import load_yaml_text
 from r1data.errors import ConfigError
 
@@ -132,7 +133,7 @@ def test_knob_sets_the_consuming_stage():
 @pytest.mark.parametrize("t,w,msg", [(1.5, None, "between 0 and 1"), (None, -1, ">= 0")])
 def test_knob_ranges(t, w, msg):
     with pytest.raises(ConfigError) as e:
-        validate_knobs(t, w)
+        validate_knobs({"filter_threshold": t, "dedup_window": w})
     assert msg in str(e.value)
 
 

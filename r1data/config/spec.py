@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from r1data import dotted
 from r1data.dotted import suggest
+from r1data.config.knobs import KNOBS
 from r1data.errors import ConfigError
 from r1data.yamlsrc import YamlSource
 from r1data.stages.base import ReaderStage, Stage, StageConfig
@@ -38,11 +39,6 @@ from r1data.stages.registry import all_stages
 
 TOP_LEVEL_KEYS = ("name", "description", "policy", "inputs", "stages", "output", "executor")
 RESERVED_STAGE_KEYS = ("stage", "name")
-KNOBS = {
-    # knob -> (flag, validator description)
-    "filter_threshold": "--filter-threshold",
-    "dedup_window": "--dedup-window",
-}
 
 
 class OutputSpec(BaseModel):
@@ -233,19 +229,28 @@ class PipelineSpec:
 # overrides
 
 
-@dataclass
+@dataclass(init=False)
 class Overrides:
-    """What the command line changes in a recipe. Applied before validation, so errors point at the flag."""
+    """What the command line changes in a recipe. Applied before validation, so errors point at the flag.
 
-    sets: list[str] = field(default_factory=list)  # "stages.<name>.<param>=<value>", "output.path=..."
-    inputs: list[str] | None = None
-    output: str | None = None
-    tasks: int | None = None
-    workers: int | None = None
-    executor: str | None = None
-    executor_options: dict[str, Any] = field(default_factory=dict)
-    filter_threshold: float | None = None
-    dedup_window: int | None = None
+    Knobs (``r1data.config.knobs.KNOBS``) go in ``knobs`` or by name: ``Overrides(dedup_window=5)``."""
+
+    sets: list[str]  # "stages.<name>.<param>=<value>", "output.path=..."
+    inputs: list[str] | None
+    output: str | None
+    tasks: int | None
+    workers: int | None
+    executor: str | None
+    executor_options: dict[str, Any]
+    knobs: dict[str, Any]  # knob name -> value (None: not given)
+
+    def __init__(self, sets=(), inputs=None, output=None, tasks=None, workers=None, executor=None, executor_options=None, knobs=None, **by_name):
+        unknown = [k for k in by_name if k not in KNOBS]
+        if unknown:
+            raise TypeError(f"Overrides() got unexpected argument(s) {', '.join(unknown)} (knobs: {', '.join(KNOBS)})")
+        self.sets, self.inputs, self.output, self.tasks, self.workers = list(sets or []), inputs, output, tasks, workers
+        self.executor, self.executor_options = executor, dict(executor_options or {})
+        self.knobs = {**(knobs or {}), **by_name}
 
 
 def _stage_index(stages: list, key: str) -> int | None:
@@ -522,7 +527,7 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
 
     knob_targets: dict[str, list[str]] = {}
     for knob, value in knobs.items():
-        flag = KNOBS[knob]
+        flag = KNOBS[knob].flag
         targets = [s.label for s in stages if knob in s.cls.knobs]
         knob_targets[knob] = targets
         if not targets and raw_stages:
@@ -544,15 +549,3 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
         source=src,
         knob_targets=knob_targets,
     )
-
-
-def validate_knobs(filter_threshold: float | None, dedup_window: int | None) -> dict[str, Any]:
-    """Range-check the two command-line knobs; they must never be silently ignored."""
-    problems = []
-    if filter_threshold is not None and not (0.0 <= filter_threshold <= 1.0):
-        problems.append(f"--filter-threshold {filter_threshold}: must be between 0 and 1 (a calibrated percentile)")
-    if dedup_window is not None and dedup_window < 0:
-        problems.append(f"--dedup-window {dedup_window}: must be an integer >= 0 (0 = one global window)")
-    if problems:
-        raise ConfigError(problems)
-    return {"filter_threshold": filter_threshold, "dedup_window": dedup_window}

@@ -13,13 +13,14 @@ def manifest_fingerprint(out: Path) -> str:
     return digest({k: m["outputs"][k] for k in ("shards", "rejected")})
 
 
-def run_recipe(recipe: str | Path, out: Path, *, inputs=None, sets=(), filter_threshold=None, dedup_window=None, tasks=None, workers=None):
-    """Run (or resume, or reuse) one pipeline recipe into ``out``; returns (plan, manifest dict, reused)."""
+def run_recipe(recipe: str | Path, out: Path, *, inputs=None, sets=(), knobs=None, tasks=None, workers=None):
+    """Run (or resume, or reuse) one pipeline recipe into ``out``; returns (plan, manifest dict, reused).
+
+    ``knobs``: knob name -> value, as on the command line (``r1data.config.knobs``)."""
     from r1data.config.spec import Overrides
     from r1data.run.pipeline import STATE_FILE, execute, load_spec, plan_run
 
-    ov = Overrides(sets=list(sets), inputs=list(inputs) if inputs else None, output=str(out), tasks=tasks, workers=workers,
-                   filter_threshold=filter_threshold, dedup_window=dedup_window)
+    ov = Overrides(sets=list(sets), inputs=list(inputs) if inputs else None, output=str(out), tasks=tasks, workers=workers, knobs=knobs)
     plan = plan_run(load_spec(recipe, ov))
     state = out / STATE_FILE
     same = state.is_file() and json.loads(state.read_text()).get("plan_hash") == plan.plan_hash()

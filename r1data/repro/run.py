@@ -24,6 +24,7 @@ from typing import Callable
 
 import yaml
 
+from r1data.config.knobs import KNOBS
 from r1data.repro.recipe import manifest_fingerprint, run_recipe
 from r1data.repro.spec import ReproSpec
 from r1data.repro.steps import StepResult, Steps, digest
@@ -127,18 +128,18 @@ def run_repro(
             if variant == "raw":
                 recipe = raw_recipe(recipe, src.raw_stages, out / "recipes" / f"raw-{name}.yaml")
             dest = out / ("sources" if variant == "processed" else "raw") / name
-            knobs = dict(filter_threshold=src.filter_threshold, dedup_window=src.dedup_window) if variant == "processed" else {}
+            knobs = {k: getattr(src, k) for k in KNOBS} if variant == "processed" else {}
             sets = src.set if variant == "processed" else [s for s in src.set if s.split(".")[1:2] and s.split(".")[1] in src.raw_stages]
 
             def fn(o: Path, recipe=recipe, sets=sets, knobs=knobs, src=src):
-                _, m, _ = run_recipe(recipe, o, inputs=src.inputs, sets=sets, tasks=src.tasks, workers=workers, **knobs)
+                _, m, _ = run_recipe(recipe, o, inputs=src.inputs, sets=sets, tasks=src.tasks, workers=workers, knobs=knobs)
                 return manifest_fingerprint(o), {"recipe": str(recipe), "config_hash": m["config_hash"], "counts": m["counts"]}
 
             from r1data.config.spec import Overrides
             from r1data.run.pipeline import load_spec, plan_run
 
             # the key is planned at the canonical folder, so a sweep finds it wherever it was written
-            plan = plan_run(load_spec(recipe, Overrides(sets=list(sets), inputs=src.inputs, output=str(dest), tasks=src.tasks, **knobs)))
+            plan = plan_run(load_spec(recipe, Overrides(sets=list(sets), inputs=src.inputs, output=str(dest), tasks=src.tasks, knobs=knobs)))
             step = "source:" + name if variant == "processed" else "raw:" + name
             res = steps.run(step, dest, {"plan": plan.plan_hash()}, fn, clean=False)
             runs[variant][name] = {"step": res, "dir": res.out}
@@ -271,7 +272,7 @@ def run_repro(
     return steps.results
 
 
-SWEEP_KNOBS = ("filter_threshold", "dedup_window")
+SWEEP_KNOBS = tuple(KNOBS)
 
 
 def parse_sweep(spec: ReproSpec, text: str) -> tuple[str, list[str], list]:
@@ -298,9 +299,8 @@ def parse_sweep(spec: ReproSpec, text: str) -> tuple[str, list[str], list]:
     if len(values) < 2 or len(set(map(str, values))) != len(values):
         raise ConfigError(f"--sweep {text}: give at least two different values, comma-separated")
     for v in values:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v <= 1 if field == "filter_threshold" else (isinstance(v, int) and v >= 0))
-        if not ok:
-            raise ConfigError(f"--sweep {text}: {v!r} is not a valid {field} ({'0..1' if field == 'filter_threshold' else 'an integer >= 0'})")
+        if KNOBS[field].problem(v):
+            raise ConfigError(f"--sweep {text}: {v!r} is not a valid {field} ({KNOBS[field].range_text})")
     return knob, names, values
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from r1data import dotted
+from r1data.config.knobs import KNOBS
 from r1data.config.spec import _pydantic_problems, expand_vars
 from r1data.dotted import suggest
 from r1data.errors import ConfigError
@@ -25,16 +26,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SourceSpec(_Strict):
-    """One pipeline recipe whose kept shards feed the mixture."""
-
+class _SourceFields(_Strict):
     recipe: str = Field(..., description="pipeline recipe (YAML)")
     inputs: list[str] | None = Field(None, description="replace the recipe's inputs")
     set: list[str] = Field(default_factory=list, description="--set overrides for the recipe")
-    filter_threshold: float | None = Field(None, ge=0, le=1, description="--filter-threshold for the recipe")
-    dedup_window: int | None = Field(None, ge=0, description="--dedup-window for the recipe")
     tasks: int | None = Field(None, ge=1)
     raw_stages: list[str] = Field(..., min_length=1, description="stages (names or labels) kept for the raw variant of the ablation")
+
+
+# ... and one field per knob (filter_threshold, dedup_window), typed and ranged as declared in r1data/config/knobs.py
+SourceSpec = create_model(
+    "SourceSpec",
+    __base__=_SourceFields,
+    __doc__="One pipeline recipe whose kept shards feed the mixture.",
+    **{k.name: (Optional[k.type], Field(None, ge=k.minimum, le=k.maximum, description=f"{k.flag} for the recipe")) for k in KNOBS.values()},
+)
+
 
 
 class MixSpec(_Strict):

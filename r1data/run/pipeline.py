@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from r1data.config.spec import Overrides, PipelineSpec, apply_overrides, build_spec, validate_knobs
+from r1data.config.knobs import validate_knobs
+from r1data.config.spec import Overrides, PipelineSpec, apply_overrides, build_spec
 from r1data.yamlsrc import load_yaml_file
 from r1data.errors import ConfigError
 from r1data.io.schema import describe_schema, rejected_schema, shard_schema
@@ -31,7 +32,7 @@ MAX_DEFAULT_TASKS = 1024
 def load_spec(recipe: str | os.PathLike, overrides: Overrides | None = None) -> PipelineSpec:
     """Read, override and validate a recipe. Raises ``ConfigError`` listing every problem."""
     ov = overrides or Overrides()
-    knobs = validate_knobs(ov.filter_threshold, ov.dedup_window)
+    knobs = validate_knobs(ov.knobs)
     src = apply_overrides(load_yaml_file(recipe), ov)
     return build_spec(src, knobs)
 

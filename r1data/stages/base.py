@@ -29,6 +29,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import BaseModel, ConfigDict
 
+from r1data.config.knobs import KNOBS
 from r1data.errors import ShardError
 
 REJECTED_KEY = "_rejected"  # doc.metadata[REJECTED_KEY] = (stage label, reason)
@@ -72,7 +73,8 @@ class Stage(PipelineStep):
     columns: ClassVar[dict[str, str]] = {}
     #: columns an earlier stage must provide (checked at validation time), e.g. ("lang",)
     needs: ClassVar[tuple[str, ...]] = ()
-    #: command-line knobs this stage consumes: knob name -> config field (e.g. filter_threshold -> threshold)
+    #: command-line knobs this stage consumes (declared in r1data/config/knobs.py): knob name -> the
+    #: config field it sets (e.g. filter_threshold -> threshold)
     knobs: ClassVar[dict[str, str]] = {}
     #: the YAML a user would paste into a recipe; shown by ``r1data stages NAME`` and tested
     example: ClassVar[str] = ""
@@ -301,5 +303,7 @@ def check_stage_class(cls: type[Stage]) -> None:
     if not (cls.__doc__ or "").strip():
         raise TypeError(f"{cls.__name__} needs a one-line docstring")
     for knob, field in cls.knobs.items():
+        if knob not in KNOBS:
+            raise TypeError(f"{cls.__name__}: unknown knob {knob} (declared knobs: {', '.join(KNOBS)}; add one in r1data/config/knobs.py)")
         if field not in cls.Config.model_fields:
             raise TypeError(f"{cls.__name__}: knob {knob} maps to unknown field {field}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -9,17 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from r1data.config.knobs import KNOBS
 from r1data_cli.output import user_errors
 
 Recipe = Annotated[Path, typer.Argument(help="Pipeline recipe (YAML), e.g. pipelines/web.yaml.", show_default=False)]
-FilterThreshold = Annotated[
-    Optional[float],
-    typer.Option("--filter-threshold", help="Keep documents whose calibrated quality scores are all >= T (0..1).", show_default=False),
-]
-DedupWindow = Annotated[
-    Optional[int],
-    typer.Option("--dedup-window", help="Near-dedup within windows of W consecutive input shards; 0 = one global window.", show_default=False),
-]
 Sets = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a value: stages.<name>.<param>=<value>, output.path=..., executor.tasks=...", show_default=False),
@@ -58,6 +53,26 @@ Wait = Annotated[
 ]
 
 
+def with_knobs(fn):
+    """Give command ``fn`` one option per knob (``r1data.config.knobs.KNOBS``: --filter-threshold,
+    --dedup-window, ...), right after the recipe argument; ``fn`` receives them as ``knobs``."""
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "knobs"]
+    options = [
+        inspect.Parameter(k.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                          annotation=Annotated[Optional[k.type], typer.Option(k.flag, help=k.help, show_default=False)])
+        for k in KNOBS.values()
+    ]
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        knobs = {name: kwargs.pop(name, None) for name in KNOBS}
+        return fn(*args, knobs=knobs, **kwargs)
+
+    command.__signature__ = sig.replace(parameters=params[:1] + options + params[1:])
+    return command
+
+
 def _mem_gb(value: str | None) -> float | None:
     """``4G``, ``3500M``, ``1T`` or a plain number of GB -> GB."""
     if value is None:
@@ -71,26 +86,16 @@ def _mem_gb(value: str | None) -> float | None:
     return float(m.group(1)) * scale
 
 
-def _overrides(sets, inputs, output, tasks, workers, filter_threshold, dedup_window, executor=None, executor_options=None):
+def _overrides(knobs, sets, inputs, **rest):
     from r1data.config.spec import Overrides
 
-    return Overrides(
-        sets=list(sets or []),
-        inputs=list(inputs) if inputs else None,
-        output=output,
-        tasks=tasks,
-        workers=workers,
-        executor=executor,
-        executor_options=executor_options or {},
-        filter_threshold=filter_threshold,
-        dedup_window=dedup_window,
-    )
+    return Overrides(sets=list(sets or []), inputs=list(inputs) if inputs else None, knobs=knobs, **rest)
 
 
+@with_knobs
 def run(
     recipe: Recipe,
-    filter_threshold: FilterThreshold = None,
-    dedup_window: DedupWindow = None,
+    knobs: dict,
     set_: Sets = None,
     input_: Inputs = None,
     output: Output = None,
@@ -127,7 +132,7 @@ def run(
         "address": address,
     }
     with user_errors():
-        ov = _overrides(set_, input_, output, tasks, workers, filter_threshold, dedup_window, executor, options)
+        ov = _overrides(knobs, set_, input_, output=output, tasks=tasks, workers=workers, executor=executor, executor_options=options)
         spec = load_spec(recipe, ov)
         plan = plan_run(spec)
         unused = [f"--{k.replace('_', '-').removesuffix('-gb')}" for k, v in options.items() if v is not None and k != "address"]
@@ -152,10 +157,10 @@ def run(
             _print_summary(result, plan)
 
 
+@with_knobs
 def validate(
     recipe: Recipe,
-    filter_threshold: FilterThreshold = None,
-    dedup_window: DedupWindow = None,
+    knobs: dict,
     set_: Sets = None,
     input_: Inputs = None,
 ) -> None:
@@ -163,7 +168,7 @@ def validate(
     from r1data.run.pipeline import load_spec, plan_run
 
     with user_errors():
-        spec = load_spec(recipe, _overrides(set_, input_, None, None, None, filter_threshold, dedup_window))
+        spec = load_spec(recipe, _overrides(knobs, set_, input_))
         plan = plan_run(spec)
     size = sum(f.size or 0 for f in plan.inputs)
     typer.echo(

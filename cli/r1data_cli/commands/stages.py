@@ -38,7 +38,9 @@ def stages(
     cls = registry[name]
     con.print(f"[bold]{name}[/] (version {cls.version}, {cls.kind}) — {(cls.__doc__ or '').strip()}")
     if cls.knobs:
-        con.print("command-line knobs: " + ", ".join(f"--{k.replace('_', '-')} sets {v}" for k, v in cls.knobs.items()))
+        from r1data.config.knobs import KNOBS
+
+        con.print("command-line knobs: " + ", ".join(f"{KNOBS[k].flag} sets {v}" for k, v in cls.knobs.items()))
     if cls.columns:
         con.print("adds columns: " + ", ".join(f"{c} ({t})" for c, t in cls.columns.items()))
     table = Table("parameter", "type", "default", "description")
