@@ -1,6 +1,6 @@
 """Rebuild the augmentation sample (data/sample/augment/*.jsonl) from ../shared/data and the stdlib.
 
-    python data/sample/augment/make_sample.py [SHARED_DATA_DIR]
+    python scripts/make_augment_sample.py [SHARED_DATA_DIR]
 
 All records use the field `text`, so one `jsonl_reader` reads the three files:
 - gsm8k.jsonl: the first 200 GSM8K training problems; `question` -> `text`, `answer` kept (MIT).
@@ -17,8 +17,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "data" / "sample" / "augment"  # where the sample files go
 SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 MODULES = [

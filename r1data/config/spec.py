@@ -103,6 +103,8 @@ POLICY_KEYS = ("name", "description", "stages", "models")
 
 
 def policy_dirs(recipe_dir: Path) -> list[Path]:
+    """Where policies are looked up, first match wins: $R1DATA_FILTERS, RECIPE_DIR/../filters,
+    RECIPE_DIR/filters, ./filters, the checkout's filters/."""
     from r1data.paths import REPO_ROOT
 
     dirs = [Path(d) for d in os.environ.get("R1DATA_FILTERS", "").split(os.pathsep) if d]
@@ -110,7 +112,7 @@ def policy_dirs(recipe_dir: Path) -> list[Path]:
 
 
 def load_policy(name: Any, recipe_dir: Path) -> Policy:
-    """Find ``filters/<name>.yaml`` (next to the recipe's folder, the working directory, or the checkout)."""
+    """Find ``<name>.yaml`` in the first of ``policy_dirs`` that has it (order: docs/layout.md)."""
     from r1data.yamlsrc import load_yaml_file
     from r1data.paths import sha256_file
 
