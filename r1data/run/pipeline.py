@@ -68,15 +68,12 @@ class Plan:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def phases(self) -> list["Phase"]:
-        """The pipeline cut into phases: one, unless a barrier stage (dedup) runs in its multi form.
+        """The pipeline cut into phases: one, unless a stage cuts it (``Stage.cut``: a dedup stage in
+        its multi form adds map, reduce and apply phases).
 
         Every phase is a list of datatrove steps run as ``tasks`` independent tasks; a phase starts
         only when the one before it has completed all its tasks."""
         from r1data.run.sink import TaskSink
-        from r1data.stages.barrier import (
-            BarrierApply, BarrierContext, BarrierMap, BarrierStage, ReduceRunner, WorkReader, WorkSink, make_windows,
-        )
-
         from r1data.stages.code import scrubbers
 
         steps = [s.build() for s in self.spec.stages]
@@ -85,50 +82,36 @@ class Plan:
         assert isinstance(reader, ReaderStage)
         reader.files = list(self.inputs)
         cols = self.spec.stage_columns()
-        n = len(self.inputs)
         phases: list[Phase] = []
-        segment: list = [reader]
-        seg_reader: ReaderStage = reader
-
-        def close_segment(extra_single: list[BarrierStage]) -> int:
-            # a single-form barrier needs each task to read one whole window, in input order
-            if not extra_single:
-                return self.tasks
-            windows = {b.config.window for b in extra_single}
-            if len(windows) > 1:
-                raise ConfigError(
-                    f"barrier stages {', '.join(b.label for b in extra_single)} run in single mode with different windows "
-                    f"{sorted(windows)}; give them the same window or use mode: multi"
-                )
-            groups = [[seg_reader.files[i] for i in idx] for idx in make_windows(n, windows.pop())]
-            seg_reader.groups = groups
-            return max(1, len(groups))
-
-        singles: list[BarrierStage] = []
+        segment: list = [reader]  # the running phase: a reader, then stages
         for st in steps[1:]:
-            if isinstance(st, BarrierStage) and st.config.mode == "multi":
-                k = len(phases) + 1
-                ctx = BarrierContext(work_dir=str(self.out_dir / "work" / st.label), windows=make_windows(n, st.config.window))
-                map_name = f"{k:02d}-{st.label}-map"
-                tasks = close_segment(singles)
-                phases.append(Phase(map_name, tasks, segment + [BarrierMap(st), WorkSink(ctx, cols, st.work_schema(), str(self.out_dir), map_name, seg_reader, scrub)]))
-                for step in st.reduce_steps():
-                    k = len(phases) + 1
-                    phases.append(Phase(f"{k:02d}-{st.label}-{step.name}", step.tasks(ctx), [ReduceRunner(step, ctx, st.label)]))
-                seg_reader = WorkReader(ctx, list(self.inputs))
-                segment = [seg_reader, BarrierApply(st, ctx)]
-                singles = []
-            else:
-                if isinstance(st, BarrierStage):
-                    singles.append(st)
+            name = f"{len(phases) + 1:02d}-{st.label}-map"
+            cut = st.cut(phase=name, out_dir=str(self.out_dir), inputs=self.inputs, stage_columns=cols, reader=segment[0], scrub=scrub)
+            if cut is None:
                 segment.append(st)
-        tasks = close_segment(singles)
+                continue
+            phases.append(Phase(name, self._tasks_of(segment), segment + cut.map))
+            for step_name, tasks, pipeline in cut.reduce:
+                phases.append(Phase(f"{len(phases) + 1:02d}-{st.label}-{step_name}", tasks, pipeline))
+            segment = list(cut.resume)
         sink = TaskSink(
-            self.out_dir, cols, row_group_rows=self.spec.output.row_group_rows, compression=self.spec.output.compression, reader=seg_reader,
+            self.out_dir, cols, row_group_rows=self.spec.output.row_group_rows, compression=self.spec.output.compression, reader=segment[0],
             scrub=scrub,
         )
-        phases.append(Phase("", tasks, segment + [sink]))
+        phases.append(Phase("", self._tasks_of(segment), segment + [sink]))
         return phases
+
+    def _tasks_of(self, segment: list) -> int:
+        """``self.tasks``, unless a stage of the phase needs each task to read a whole window of inputs."""
+        windows = {st.label: w for st in segment[1:] if (w := st.input_window()) is not None}
+        if not windows:
+            return self.tasks
+        if len(set(windows.values())) > 1:
+            raise ConfigError(
+                f"barrier stages {', '.join(windows)} run in single mode with different windows "
+                f"{sorted(set(windows.values()))}; give them the same window or use mode: multi"
+            )
+        return segment[0].read_in_windows(next(iter(windows.values())))
 
     def models(self) -> list[dict[str, Any]]:
         """Every model file the stages load, with its sha256 (for the manifest)."""

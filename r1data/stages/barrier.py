@@ -42,7 +42,7 @@ from pydantic import Field
 
 from r1data.io.schema import ARROW_TYPES, shard_schema
 from r1data.io.shards import ShardWriter, iter_documents
-from r1data.stages.base import GENERATED_KEY, InputFile, ReaderStage, Stage, StageConfig, is_rejected, reject
+from r1data.stages.base import GENERATED_KEY, Cut, InputFile, ReaderStage, Stage, StageConfig, is_rejected, make_windows, reject
 
 # A decision names a document by its position (unique by construction, unlike ids, which a user's
 # inputs may repeat) and says why it goes and which kept document it duplicates.
@@ -65,14 +65,6 @@ class BarrierConfig(StageConfig):
     mode: Literal["multi", "single"] = Field(
         "multi", description="multi: map/reduce/apply phases with files between them; single: one task per window, in memory"
     )
-
-
-def make_windows(n_inputs: int, window: int) -> list[list[int]]:
-    """Input indexes per window: ``[[0..W-1], [W..2W-1], ...]``; ``window=0`` -> one window."""
-    if n_inputs == 0:
-        return []
-    w = window or n_inputs
-    return [list(range(s, min(s + w, n_inputs))) for s in range(0, n_inputs, w)]
 
 
 @dataclass
@@ -184,6 +176,21 @@ class BarrierStage(Stage):
     def reduce_steps(self) -> list[ReduceStep]:
         """The reduce phases of the multi form (default: one ``decide_window`` task per window)."""
         return [WindowDecisions(self)]
+
+    # -- planning: how the stage groups its inputs and which phases it needs -------------------
+    def input_window(self) -> int | None:
+        """The single form reads one whole window per task; the multi form takes any split."""
+        return self.config.window if self.config.mode == "single" else None
+
+    def cut(self, *, phase: str, out_dir: str, inputs: list[InputFile], stage_columns: dict[str, str], reader: ReaderStage, scrub: list) -> Cut | None:
+        """The multi form: the running phase ends with map (work files per input), the reduce phases
+        decide per window, and the next phase reads the work files back and applies the decisions."""
+        if self.config.mode != "multi":
+            return None
+        ctx = BarrierContext(work_dir=str(Path(out_dir) / "work" / self.label), windows=make_windows(len(inputs), self.config.window))
+        sink = WorkSink(ctx, stage_columns, self.work_schema(), str(out_dir), phase, reader, scrub)
+        reduce = [(step.name, step.tasks(ctx), [ReduceRunner(step, ctx, self.label)]) for step in self.reduce_steps()]
+        return Cut(map=[BarrierMap(self), sink], reduce=reduce, resume=[WorkReader(ctx, list(inputs)), BarrierApply(self, ctx)])
 
     # -- shared machinery ----------------------------------------------------------------------
     def work_schema(self) -> list[pa.Field]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from datatrove.data import Document, DocumentsPipeline
@@ -116,6 +117,20 @@ class Stage(PipelineStep):
         """What the manifest records for this stage (config, versions of models it loads, ...)."""
         return {"stage": self.name, "version": self.version, "label": self.label, "config": self.config.model_dump(mode="json")}
 
+    # -- planning hooks: the planner (r1data/run/pipeline.py) asks every stage ------------------
+    def input_window(self) -> int | None:
+        """``W``: each task of the phase this stage runs in must read ``W`` consecutive inputs whole,
+        in input order (0 = all inputs in one task). ``None`` (default): any split of the inputs."""
+        return None
+
+    def cut(
+        self, *, phase: str, out_dir: str, inputs: list[InputFile], stage_columns: dict[str, str], reader: ReaderStage, scrub: list
+    ) -> Cut | None:
+        """Split the pipeline at this stage; ``None`` (default): run inside the current phase.
+
+        ``phase`` names the running phase, which ``Cut.map`` ends and ``reader`` starts."""
+        return None
+
     # -- worker-time hooks ----------------------------------------------------------------------
     def setup(self) -> None:
         """Load models and other heavy state; called once per task before the first document."""
@@ -199,6 +214,25 @@ class InputFile(BaseModel):
     size: int | None = None
 
 
+@dataclass
+class Cut:
+    """How a stage splits the pipeline into phases: ``map`` ends the running phase, each ``reduce``
+    entry ``(name, tasks, steps)`` is a phase of its own, and the next phase runs ``resume`` (a
+    reader first) followed by the stages after this one."""
+
+    map: list
+    reduce: list[tuple[str, int, list]]
+    resume: list
+
+
+def make_windows(n_inputs: int, window: int) -> list[list[int]]:
+    """Input indexes per window: ``[[0..W-1], [W..2W-1], ...]``; ``window=0`` -> one window."""
+    if n_inputs == 0:
+        return []
+    w = window or n_inputs
+    return [list(range(s, min(s + w, n_inputs))) for s in range(0, n_inputs, w)]
+
+
 class ReaderStage(Stage):
     """Turn input files into documents. The runner assigns ``files`` (all inputs, sorted) before the run.
 
@@ -221,7 +255,7 @@ class ReaderStage(Stage):
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         super().__init__(config, label)
         self.files: list[InputFile] = []
-        #: set by the planner when tasks must read whole windows of inputs: task r reads groups[r]
+        #: set by ``read_in_windows`` when tasks must read whole windows of inputs: task r reads groups[r]
         self.groups: list[list[InputFile]] | None = None
         self.source: str = "unknown"
         self.report: dict[str, Any] = {"read": 0, "files": [], "errors": []}
@@ -232,6 +266,12 @@ class ReaderStage(Stage):
     def read_file(self, file: InputFile) -> Iterable[Document]:
         """Yield the documents of one file; raise ``ShardError`` (or anything) when it is corrupt."""
         raise NotImplementedError
+
+    def read_in_windows(self, window: int) -> int:
+        """Make task ``r`` read window ``r`` of ``files`` (``window`` consecutive inputs, 0 = all)
+        whole and in order; returns how many tasks that takes."""
+        self.groups = [[self.files[i] for i in idx] for idx in make_windows(len(self.files), window)]
+        return max(1, len(self.groups))
 
     def assigned_files(self, rank: int, world_size: int) -> list[InputFile]:
         if self.groups is not None:
