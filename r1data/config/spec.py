@@ -395,54 +395,90 @@ def expand_vars(text: str, name: str = "") -> str:
 
 
 def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> PipelineSpec:
-    """Validate a (possibly overridden) recipe. Raises one ``ConfigError`` listing every problem."""
+    """Validate a (possibly overridden) recipe. Raises one ``ConfigError`` listing every problem.
+
+    Section by section (each adds its problems and goes on): top-level keys, name, inputs, output,
+    executor, policies, stages, the columns stages need, and where the knobs apply."""
     knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
     data = src.data
     if not isinstance(data, dict):
         raise ConfigError(f"{src.file}:1: a recipe must be a mapping with name, inputs, stages, output, executor")
     problems: list[str] = []
-
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"{where(src, (key,))}: unknown key{suggest(str(key), TOP_LEVEL_KEYS)}")
+    name = _spec_name(src, problems)
+    inputs = _spec_inputs(src, name, problems)
+    output = _spec_output(src, name, problems)
+    executor = _spec_section(src, "executor", ExecutorSpec, problems)
+    policies = _spec_policies(src, problems)
+    registry = all_stages()
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        problems.append(f"{where(src, ('stages',))}: required: a list of stages, the first one a reader")
+        raw_stages = []
+    stages = _spec_stages(src, raw_stages, policies, knobs, registry, problems)
+    _check_columns(src, stages, registry, problems)
+    knob_targets = _knob_targets(src, stages, knobs, registry, problems) if raw_stages else {k: [] for k in knobs}
+    if problems:
+        raise ConfigError(problems)
+    return PipelineSpec(
+        name=name,
+        description=data.get("description") or "",
+        policies=policies,
+        inputs=inputs,
+        stages=stages,
+        output=output,
+        executor=executor,
+        knobs=knobs,
+        source=src,
+        knob_targets=knob_targets,
+    )
 
-    name = data.get("name")
+
+def _spec_name(src: YamlSource, problems: list[str]) -> str:
+    name = src.data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         problems.append(f"{where(src, ('name',))}: required: a name of letters, digits, '_', '.', '-' (got {name!r})")
-        name = "pipeline"
-    description = data.get("description") or ""
+        return "pipeline"
+    return name
 
-    raw_inputs = data.get("inputs")
+
+def _spec_inputs(src: YamlSource, name: str, problems: list[str]) -> list[str]:
+    raw_inputs = src.data.get("inputs")
     if raw_inputs is None:
         problems.append(f"{src.file}: inputs: required (a path, glob, directory or URL; or pass --input)")
-        inputs: list[str] = []
-    else:
-        raw_list = raw_inputs if isinstance(raw_inputs, list) else [raw_inputs]
-        inputs = []
-        for i, item in enumerate(raw_list):
-            p = ("inputs", i) if isinstance(raw_inputs, list) else ("inputs",)
-            if not isinstance(item, str) or not item.strip():
-                problems.append(f"{where(src, p)}: must be a path, glob, directory or URL string (got {item!r})")
-                continue
-            try:
-                inputs.append(expand_vars(item, name))
-            except ConfigError as e:
-                problems.append(f"{where(src, p)}: {e}")
-        if not raw_list:
-            problems.append(f"{where(src, ('inputs',))}: must list at least one path")
-
-    def section(key: str, model: type[BaseModel]):
-        raw = data.get(key) or {}
-        if not isinstance(raw, dict):
-            problems.append(f"{where(src, (key,))}: must be a mapping")
-            return model()
+        return []
+    raw_list = raw_inputs if isinstance(raw_inputs, list) else [raw_inputs]
+    inputs = []
+    for i, item in enumerate(raw_list):
+        p = ("inputs", i) if isinstance(raw_inputs, list) else ("inputs",)
+        if not isinstance(item, str) or not item.strip():
+            problems.append(f"{where(src, p)}: must be a path, glob, directory or URL string (got {item!r})")
+            continue
         try:
-            return strict_validate(model, raw)
-        except ValidationError as e:
-            problems.extend(_pydantic_problems(src, (key,), e, model.model_fields))
-            return model()
+            inputs.append(expand_vars(item, name))
+        except ConfigError as e:
+            problems.append(f"{where(src, p)}: {e}")
+    if not raw_list:
+        problems.append(f"{where(src, ('inputs',))}: must list at least one path")
+    return inputs
 
-    output = section("output", OutputSpec)
+
+def _spec_section(src: YamlSource, key: str, model: type[BaseModel], problems: list[str]):
+    raw = src.data.get(key) or {}
+    if not isinstance(raw, dict):
+        problems.append(f"{where(src, (key,))}: must be a mapping")
+        return model()
+    try:
+        return strict_validate(model, raw)
+    except ValidationError as e:
+        problems.extend(_pydantic_problems(src, (key,), e, model.model_fields))
+        return model()
+
+
+def _spec_output(src: YamlSource, name: str, problems: list[str]) -> OutputSpec:
+    output = _spec_section(src, "output", OutputSpec, problems)
     if output.path:
         try:
             output = output.model_copy(update={"path": expand_vars(output.path, name)})
@@ -450,72 +486,85 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             problems.append(f"{where(src, ('output', 'path'))}: {e}")
         if "://" in (output.path or ""):
             problems.append(f"{where(src, ('output', 'path'))}: remote output is not supported yet; write to a local or shared filesystem path")
-    executor = section("executor", ExecutorSpec)
+    return output
 
+
+def _spec_policies(src: YamlSource, problems: list[str]) -> list[Policy]:
     policies: list[Policy] = []
-    raw_policy = data.get("policy")
-    if raw_policy is not None:
-        for i, pname in enumerate(raw_policy if isinstance(raw_policy, list) else [raw_policy]):
-            p = ("policy", i) if isinstance(raw_policy, list) else ("policy",)
-            try:
-                policies.append(load_policy(pname, Path(src.file).resolve().parent))
-            except ConfigError as e:
-                problems.extend(f"{where(src, p)}: {line}" for line in e.problems)
+    raw_policy = src.data.get("policy")
+    if raw_policy is None:
+        return policies
+    for i, pname in enumerate(raw_policy if isinstance(raw_policy, list) else [raw_policy]):
+        p = ("policy", i) if isinstance(raw_policy, list) else ("policy",)
+        try:
+            policies.append(load_policy(pname, Path(src.file).resolve().parent))
+        except ConfigError as e:
+            problems.extend(f"{where(src, p)}: {line}" for line in e.problems)
+    return policies
 
+
+def _spec_stages(src, raw_stages: list, policies: list[Policy], knobs: dict[str, Any], registry, problems: list[str]) -> list[StageSpec]:
     stages: list[StageSpec] = []
-    raw_stages = data.get("stages")
-    registry = all_stages()
-    if not isinstance(raw_stages, list) or not raw_stages:
-        problems.append(f"{where(src, ('stages',))}: required: a list of stages, the first one a reader")
-        raw_stages = []
     labels: dict[str, int] = {}
     for i, entry in enumerate(raw_stages):
-        p = ("stages", i)
-        if not isinstance(entry, dict) or "stage" not in entry:
-            problems.append(f"{where(src, p)}: each stage is a mapping with a 'stage:' key naming a registered stage")
-            continue
-        sname = entry["stage"]
-        pinned = None
-        if isinstance(sname, str) and "@" in sname:
-            sname, _, pin = sname.partition("@")
-            pinned = int(pin) if pin.isdigit() else pin
-        if not isinstance(sname, str) or sname not in registry:
-            problems.append(f"{where(src, p + ('stage',))}: unknown stage {sname!r}{suggest(str(sname), registry)} (see `r1data stages`)")
-            continue
-        cls = registry[sname]
-        if pinned is not None and pinned != cls.version:
-            problems.append(f"{where(src, p + ('stage',))}: {sname}@{pinned} is pinned but this r1data has {sname}@{cls.version}")
-        label = entry.get("name", sname)
-        if not isinstance(label, str) or not _NAME.match(label):
-            problems.append(f"{where(src, p + ('name',))}: stage name must be letters, digits, '_', '.', '-'")
-            label = sname
-        if label in labels:
-            problems.append(f"{where(src, p + ('name',))}: stage name {label!r} is used twice (also stages[{labels[label]}]); give one a different `name:`")
-        labels[label] = i
-        if i == 0 and not issubclass(cls, ReaderStage):
-            problems.append(f"{where(src, p + ('stage',))}: the first stage must be a reader (e.g. warc_reader, jsonl_reader), got {sname}")
-        if i > 0 and issubclass(cls, ReaderStage):
-            problems.append(f"{where(src, p + ('stage',))}: only the first stage may be a reader")
-        params = {}
-        for pol in policies:  # rule-set defaults, then the recipe's own values, then knobs
-            params.update(pol.stages.get(label, pol.stages.get(sname, {})))
-        params.update({k: v for k, v in entry.items() if k not in RESERVED_STAGE_KEYS})
-        pin_problems = resolve_pins(params, policies)
-        if pin_problems:
-            problems.extend(f"{where(src, p + (k,))}: {msg}" for k, msg in pin_problems)
-            continue
-        for knob, value in knobs.items():
-            if knob in cls.knobs:
-                params[cls.knobs[knob]] = value
-        try:
-            config = strict_validate(cls.Config, params)
-        except ValidationError as e:
-            problems.extend(_pydantic_problems(src, p, e, cls.Config.model_fields))
-            continue
-        for param, msg in cls.check_config(config):
-            problems.append(f"{where(src, p + (param,))}: {msg}")
-        stages.append(StageSpec(stage=sname, label=label, cls=cls, config=config, path=p))
+        s = _spec_stage(src, i, entry, policies, knobs, registry, labels, problems)
+        if s is not None:
+            stages.append(s)
+    return stages
 
+
+def _spec_stage(src, i: int, entry, policies: list[Policy], knobs: dict[str, Any], registry, labels: dict[str, int], problems: list[str]) -> StageSpec | None:
+    """One ``stages[i]`` entry: a registered stage, its label, and its parameters (policy defaults,
+    then the recipe's values, then knobs) validated."""
+    p = ("stages", i)
+    if not isinstance(entry, dict) or "stage" not in entry:
+        problems.append(f"{where(src, p)}: each stage is a mapping with a 'stage:' key naming a registered stage")
+        return None
+    sname = entry["stage"]
+    pinned = None
+    if isinstance(sname, str) and "@" in sname:
+        sname, _, pin = sname.partition("@")
+        pinned = int(pin) if pin.isdigit() else pin
+    if not isinstance(sname, str) or sname not in registry:
+        problems.append(f"{where(src, p + ('stage',))}: unknown stage {sname!r}{suggest(str(sname), registry)} (see `r1data stages`)")
+        return None
+    cls = registry[sname]
+    if pinned is not None and pinned != cls.version:
+        problems.append(f"{where(src, p + ('stage',))}: {sname}@{pinned} is pinned but this r1data has {sname}@{cls.version}")
+    label = entry.get("name", sname)
+    if not isinstance(label, str) or not _NAME.match(label):
+        problems.append(f"{where(src, p + ('name',))}: stage name must be letters, digits, '_', '.', '-'")
+        label = sname
+    if label in labels:
+        problems.append(f"{where(src, p + ('name',))}: stage name {label!r} is used twice (also stages[{labels[label]}]); give one a different `name:`")
+    labels[label] = i
+    if i == 0 and not issubclass(cls, ReaderStage):
+        problems.append(f"{where(src, p + ('stage',))}: the first stage must be a reader (e.g. warc_reader, jsonl_reader), got {sname}")
+    if i > 0 and issubclass(cls, ReaderStage):
+        problems.append(f"{where(src, p + ('stage',))}: only the first stage may be a reader")
+    params = {}
+    for pol in policies:  # rule-set defaults, then the recipe's own values, then knobs
+        params.update(pol.stages.get(label, pol.stages.get(sname, {})))
+    params.update({k: v for k, v in entry.items() if k not in RESERVED_STAGE_KEYS})
+    pin_problems = resolve_pins(params, policies)
+    if pin_problems:
+        problems.extend(f"{where(src, p + (k,))}: {msg}" for k, msg in pin_problems)
+        return None
+    for knob, value in knobs.items():
+        if knob in cls.knobs:
+            params[cls.knobs[knob]] = value
+    try:
+        config = strict_validate(cls.Config, params)
+    except ValidationError as e:
+        problems.extend(_pydantic_problems(src, p, e, cls.Config.model_fields))
+        return None
+    for param, msg in cls.check_config(config):
+        problems.append(f"{where(src, p + (param,))}: {msg}")
+    return StageSpec(stage=sname, label=label, cls=cls, config=config, path=p)
+
+
+def _check_columns(src: YamlSource, stages: list[StageSpec], registry, problems: list[str]) -> None:
+    """Every column a stage needs is added by a stage before it."""
     provided: set[str] = set()
     for s in stages:
         missing = [c for c in s.cls.needs_for(s.config) if c not in provided]
@@ -527,27 +576,15 @@ def build_spec(src: YamlSource, knobs: dict[str, Any] | None = None) -> Pipeline
             )
         provided.update(s.cls.columns_for(s.config))
 
+
+def _knob_targets(src: YamlSource, stages: list[StageSpec], knobs: dict[str, Any], registry, problems: list[str]) -> dict[str, list[str]]:
+    """knob -> labels of the stages it sets; a knob no stage uses is a problem (never silently ignored)."""
     knob_targets: dict[str, list[str]] = {}
     for knob, value in knobs.items():
-        flag = KNOBS[knob].flag
         targets = [s.label for s in stages if knob in s.cls.knobs]
         knob_targets[knob] = targets
-        if not targets and raw_stages:
+        if not targets:
             users = sorted(n for n, c in registry.items() if knob in c.knobs)
             hint = f"; stages that use it: {', '.join(users)}" if users else "; no stage in this r1data uses it yet"
-            problems.append(f"{flag} {value}: {src.file} has no stage that uses it{hint}")
-
-    if problems:
-        raise ConfigError(problems)
-    return PipelineSpec(
-        name=name,
-        description=description,
-        policies=policies,
-        inputs=inputs,
-        stages=stages,
-        output=output,
-        executor=executor,
-        knobs=knobs,
-        source=src,
-        knob_targets=knob_targets,
-    )
+            problems.append(f"{KNOBS[knob].flag} {value}: {src.file} has no stage that uses it{hint}")
+    return knob_targets
