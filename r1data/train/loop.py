@@ -194,7 +194,81 @@ def train(cfg: TrainConfig, resume: str = "none", overwrite: bool = False, log=N
             dist.destroy_process_group()
 
 
+@dataclass
+class _Run:
+    """One training run between ``_init`` and the end: the model, its optimizer and data, and where it is."""
+
+    cfg: TrainConfig
+    device: torch.device
+    dd: Dist
+    say: object
+    shards: object
+    eval_shards: object
+    vocab: int
+    accum: int
+    out_dir: Path
+    model: Transformer
+    run_model: torch.nn.Module  # the model as the forward pass sees it (DDP-wrapped under DDP)
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    stream: PackedStream
+    loader: BatchLoader
+    fsdp: bool
+    autocast: object
+    params: dict
+    fpt: float
+    fpt_causal: float
+    peak: float | None
+    tokens_per_step: int
+    metrics: MetricsWriter
+    step: int = 0
+    tokens_seen: int = 0
+
+
 def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, dd: Dist, say) -> dict:
+    """init, then train_step / log / eval / checkpoint until ``train.steps`` (or a stop signal)."""
+    r = _init(cfg, resume, overwrite, device, dd, say)
+    if r.step >= cfg.train.steps:
+        say(f"nothing to do: the checkpoint is at step {r.step} and train.steps is {cfg.train.steps}")
+        r.metrics.close()
+        return {"step": r.step, "tokens": r.tokens_seen, "resumed": True, "rank": dd.rank}
+
+    last_loss = last_eval = None
+    t_start = time.perf_counter()
+    clock = _Clock(r.tokens_seen)
+    r.model.train()
+    # Test hook: seconds to sleep after each step, so a test can SIGKILL a run between two given steps.
+    step_delay = float(os.environ.get("R1DATA_TRAIN_STEP_DELAY", "0") or 0)
+    with _Stop() as stop:
+        while r.step < cfg.train.steps:
+            sums, grad_norm, lr = _train_step(r)
+            if r.step % cfg.train.log_every == 0 or r.step == cfg.train.steps:
+                last_loss = _log_step(r, sums, grad_norm, lr, clock)
+            if (cfg.train.eval_every and r.step % cfg.train.eval_every == 0) or r.step == cfg.train.steps:
+                last_eval = _eval(r) or last_eval
+                clock.pause()  # evaluation time is not training throughput
+            if step_delay:
+                time.sleep(step_delay)
+            stop_now = _stop_requested(r, stop)
+            if cfg.train.checkpoints and ((cfg.train.checkpoint_every and r.step % cfg.train.checkpoint_every == 0)
+                                          or r.step == cfg.train.steps or stop_now):
+                _checkpoint(r)
+                clock.pause()
+            if stop_now:
+                say(f"stopped by a signal at step {r.step}; rerun with --resume auto to continue")
+                break
+    r.metrics.close()
+    return {"step": r.step, "tokens": r.tokens_seen, "loss": last_loss, "eval": last_eval, "rank": dd.rank,
+            "seconds": time.perf_counter() - t_start, "params": r.params, "flops_per_token": r.fpt,
+            "flops_per_token_causal": r.fpt_causal,
+            "stopped": r.step < cfg.train.steps}
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, dd: Dist, say) -> _Run:
+    """Check the data, pick the start (fresh or a checkpoint), build model, optimizer and data stream."""
     shards, eval_shards, vocab = prepare(cfg)
     micro_global = cfg.data.batch_size * dd.world_size
     global_batch = cfg.data.global_batch_size or micro_global
@@ -203,24 +277,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                           f"({cfg.data.batch_size} x {dd.world_size} = {micro_global})")
     accum = global_batch // micro_global
     out_dir = Path(cfg.out_dir)
-
-    # Where to start: a fresh out_dir, or its latest checkpoint.
-    start_ckpt = None
-    if resume not in ("auto", "none"):
-        start_ckpt = Path(resume)
-        if not (start_ckpt / "trainer.json").is_file():
-            raise ConfigError(f"--resume: {resume} is not a checkpoint folder (no trainer.json)")
-    elif resume == "auto":
-        start_ckpt = ckpt.latest_checkpoint(out_dir)
-    elif ckpt.list_checkpoints(out_dir) or (out_dir / "metrics.jsonl").exists():
-        if not overwrite:
-            raise ConfigError(f"out_dir: {out_dir} already holds a run; pass --resume auto to continue it or "
-                              "--overwrite to start again")
-    if overwrite and resume == "none" and dd.rank == 0 and out_dir.exists():
-        for name in ("checkpoints", "metrics.jsonl", "plots", "config.yaml"):
-            p = out_dir / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    dd.barrier()
+    start_ckpt = _start_checkpoint(out_dir, resume, overwrite, dd)
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -231,17 +288,7 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
     use_bf16 = cfg.train.dtype == "bf16" or (cfg.train.dtype == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
-    model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
-    impl = model.set_expert_impl(cfg.model.moe.impl, device) if model.moe_layers() else "-"
-    model.grad_checkpointing = cfg.train.grad_checkpointing
-    precision = "bf16 autocast" if use_bf16 else "fp32"
-    if cfg.train.precision == "fp8":
-        from r1data.train.fp8 import convert_to_fp8
-
-        done = convert_to_fp8(model, cfg.train.fp8_recipe)
-        n_experts = len(done["experts"]) if impl == "grouped" else 0
-        precision = (f"fp8 ({cfg.train.fp8_recipe}) in {len(done['linear'])} linears and {n_experts} of "
-                     f"{len(model.moe_layers())} expert layers (rowwise), bf16 elsewhere")
+    model, impl, precision = _build_model(cfg, vocab, device, use_bf16)
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
     fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
@@ -258,158 +305,209 @@ def _train(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device,
                           shuffle=cfg.data.shuffle, seed=cfg.data.seed, vocab_size=vocab)
     loader = BatchLoader(stream, cfg.data.batch_size, cfg.data.seq_len, dd.rank, dd.world_size)
 
-    step, tokens_seen = 0, 0
+    r = _Run(cfg=cfg, device=device, dd=dd, say=say, shards=shards, eval_shards=eval_shards, vocab=vocab, accum=accum,
+             out_dir=out_dir, model=model, run_model=model, optimizer=optimizer, scheduler=scheduler, stream=stream,
+             loader=loader, fsdp=fsdp, autocast=autocast, params=params, fpt=fpt, fpt_causal=fpt_causal,
+             peak=None, tokens_per_step=global_batch * cfg.data.seq_len, metrics=None)
     if start_ckpt is not None:
-        saved = json.loads((start_ckpt / "trainer.json").read_text())
-        if saved.get("model_hash") != _model_hash(cfg):
-            raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
-        if saved.get("parallel", "ddp") != ("fsdp2" if fsdp else "ddp"):
-            raise ConfigError(f"--resume: {start_ckpt} was written with train.parallel="
-                              f"{saved.get('parallel', 'ddp')} on {saved.get('world_size', 1)} rank(s); resume it "
-                              f"the same way")
-        state = ckpt.load_checkpoint(start_ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
-                                     rank=dd.rank, map_location=device, full_state=fsdp)
-        _apply_current_optim_config(optimizer, scheduler, cfg)
-        stream.load_state_dict(state["data"])
-        step, tokens_seen = int(state["step"]), int(state["tokens"])
-        say(f"resumed from {start_ckpt} at step {step}")
+        _resume_from(r, start_ckpt)
 
-    run_model = model
     if cfg.train.compile and not fsdp:
         model.compile_for_training()
     if dd.enabled and not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        run_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                        broadcast_buffers=False, gradient_as_bucket_view=True)
+        r.run_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                          broadcast_buffers=False, gradient_as_bucket_view=True)
 
     if dd.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(describe(cfg))
-    metrics = MetricsWriter(out_dir / "metrics.jsonl", enabled=dd.rank == 0)
-    peak = peak_flops(device)
-    tokens_per_step = global_batch * cfg.data.seq_len
+    r.metrics = MetricsWriter(out_dir / "metrics.jsonl", enabled=dd.rank == 0)
+    r.peak = peak_flops(device)
     say(f"{cfg.name}: {params['total'] / 1e6:.2f}M parameters ({params['active'] / 1e6:.2f}M active), "
         f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}, "
         f"{precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
         f"(accumulation {accum}); {fpt / 1e6:.1f} MFLOP/token")
+    return r
 
-    if step >= cfg.train.steps:
-        say(f"nothing to do: the checkpoint is at step {step} and train.steps is {cfg.train.steps}")
-        metrics.close()
-        return {"step": step, "tokens": tokens_seen, "resumed": True, "rank": dd.rank}
 
-    def save(at_step: int):
-        trainer_state = {"tokens": tokens_seen, "data": stream.state_dict(), "config_hash": cfg.config_hash(),
-                         "model_hash": _model_hash(cfg), "name": cfg.name, "parallel": "fsdp2" if fsdp else "ddp"}
-        path = ckpt.save_checkpoint(out_dir, at_step, model=model, optimizer=optimizer, scheduler=scheduler, full_state=fsdp,
-                                    trainer_state=trainer_state, rank=dd.rank, world_size=dd.world_size,
-                                    barrier=dd.barrier, keep=cfg.train.keep_checkpoints)
-        if path:
-            say(f"checkpoint {path}")
+def _build_model(cfg: TrainConfig, vocab: int, device: torch.device, use_bf16: bool) -> tuple[Transformer, str, str]:
+    """The model on ``device`` with its expert kernel and (fp8) precision; returns (model, expert impl, precision text)."""
+    model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
+    impl = model.set_expert_impl(cfg.model.moe.impl, device) if model.moe_layers() else "-"
+    model.grad_checkpointing = cfg.train.grad_checkpointing
+    precision = "bf16 autocast" if use_bf16 else "fp32"
+    if cfg.train.precision == "fp8":
+        from r1data.train.fp8 import convert_to_fp8
 
-    last_loss = last_eval = None
+        done = convert_to_fp8(model, cfg.train.fp8_recipe)
+        n_experts = len(done["experts"]) if impl == "grouped" else 0
+        precision = (f"fp8 ({cfg.train.fp8_recipe}) in {len(done['linear'])} linears and {n_experts} of "
+                     f"{len(model.moe_layers())} expert layers (rowwise), bf16 elsewhere")
+    return model, impl, precision
+
+
+def _start_checkpoint(out_dir: Path, resume: str, overwrite: bool, dd: Dist) -> Path | None:
+    """Where to start: ``None`` (a fresh out_dir, emptied with ``overwrite``) or a checkpoint folder."""
+    start_ckpt = None
+    if resume not in ("auto", "none"):
+        start_ckpt = Path(resume)
+        if not (start_ckpt / "trainer.json").is_file():
+            raise ConfigError(f"--resume: {resume} is not a checkpoint folder (no trainer.json)")
+    elif resume == "auto":
+        start_ckpt = ckpt.latest_checkpoint(out_dir)
+    elif ckpt.list_checkpoints(out_dir) or (out_dir / "metrics.jsonl").exists():
+        if not overwrite:
+            raise ConfigError(f"out_dir: {out_dir} already holds a run; pass --resume auto to continue it or "
+                              "--overwrite to start again")
+    if overwrite and resume == "none" and dd.rank == 0 and out_dir.exists():
+        for name in ("checkpoints", "metrics.jsonl", "plots", "config.yaml"):
+            p = out_dir / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    dd.barrier()
+    return start_ckpt
+
+
+def _resume_from(r: _Run, start_ckpt: Path) -> None:
+    """Load model, optimizer, schedule and data position from a checkpoint of the same model and parallelism."""
+    cfg = r.cfg
+    saved = json.loads((start_ckpt / "trainer.json").read_text())
+    if saved.get("model_hash") != _model_hash(cfg):
+        raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
+    if saved.get("parallel", "ddp") != ("fsdp2" if r.fsdp else "ddp"):
+        raise ConfigError(f"--resume: {start_ckpt} was written with train.parallel="
+                          f"{saved.get('parallel', 'ddp')} on {saved.get('world_size', 1)} rank(s); resume it "
+                          f"the same way")
+    state = ckpt.load_checkpoint(start_ckpt, model=r.model, optimizer=r.optimizer, scheduler=r.scheduler,
+                                 rank=r.dd.rank, map_location=r.device, full_state=r.fsdp)
+    _apply_current_optim_config(r.optimizer, r.scheduler, cfg)
+    r.stream.load_state_dict(state["data"])
+    r.step, r.tokens_seen = int(state["step"]), int(state["tokens"])
+    r.say(f"resumed from {start_ckpt} at step {r.step}")
+
+
+# -- train_step -------------------------------------------------------------------------------
+
+
+def _train_step(r: _Run) -> tuple[tuple, torch.Tensor, float]:
+    """One optimizer step over ``accum`` micro-batches; returns ((loss, aux, z sums, expert load), grad norm, lr)."""
+    cfg, dd, device, model = r.cfg, r.dd, r.device, r.model
     moe_count = len(model.moe_layers())
-    t_start = time.perf_counter()
-    t_log, tokens_at_log = time.perf_counter(), tokens_seen
-    model.train()
-    # Test hook: seconds to sleep after each step, so a test can SIGKILL a run between two given steps.
-    step_delay = float(os.environ.get("R1DATA_TRAIN_STEP_DELAY", "0") or 0)
-    with _Stop() as stop:
-        while step < cfg.train.steps:
-            loss_sum = torch.zeros((), device=device)
-            aux_sum = torch.zeros((), device=device)
-            z_sum = torch.zeros((), device=device)
-            load = torch.zeros(moe_count, cfg.model.moe.num_experts, device=device, dtype=torch.int64) if moe_count else None
-            for micro in range(accum):
-                x, y = loader.next(device)
-                last_micro = micro == accum - 1
-                if fsdp:  # reduce-scatter gradients only on the last micro-batch
-                    model.set_requires_gradient_sync(last_micro)
-                    sync = contextlib.nullcontext()
-                else:
-                    sync = contextlib.nullcontext() if (not dd.enabled or last_micro) else run_model.no_sync()
-                with sync:
-                    with autocast():
-                        loss, st = run_model(x, y)
-                    total = loss + st["aux_loss"] + st["z_loss"]
-                    (total / accum).backward()
-                loss_sum += loss.detach()
-                aux_sum += st["aux_loss"].detach()
-                z_sum += st["z_loss"].detach()
-                if load is not None:
-                    load += st["tokens_per_expert"]
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
-            if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor holding the global norm
-                grad_norm = grad_norm.full_tensor()
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if load is not None:
-                if dd.enabled:
-                    dist.all_reduce(load)
-                for moe, layer_load in zip(model.moe_layers(), load):
-                    update_expert_bias(moe.router, layer_load)
-            step += 1
-            tokens_seen += tokens_per_step
+    loss_sum = torch.zeros((), device=device)
+    aux_sum = torch.zeros((), device=device)
+    z_sum = torch.zeros((), device=device)
+    load = torch.zeros(moe_count, cfg.model.moe.num_experts, device=device, dtype=torch.int64) if moe_count else None
+    for micro in range(r.accum):
+        x, y = r.loader.next(device)
+        last_micro = micro == r.accum - 1
+        if r.fsdp:  # reduce-scatter gradients only on the last micro-batch
+            model.set_requires_gradient_sync(last_micro)
+            sync = contextlib.nullcontext()
+        else:
+            sync = contextlib.nullcontext() if (not dd.enabled or last_micro) else r.run_model.no_sync()
+        with sync:
+            with r.autocast():
+                loss, st = r.run_model(x, y)
+            total = loss + st["aux_loss"] + st["z_loss"]
+            (total / r.accum).backward()
+        loss_sum += loss.detach()
+        aux_sum += st["aux_loss"].detach()
+        z_sum += st["z_loss"].detach()
+        if load is not None:
+            load += st["tokens_per_expert"]
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor holding the global norm
+        grad_norm = grad_norm.full_tensor()
+    lr = r.optimizer.param_groups[0]["lr"]
+    r.optimizer.step()
+    r.scheduler.step()
+    r.optimizer.zero_grad(set_to_none=True)
+    if load is not None:
+        if dd.enabled:
+            dist.all_reduce(load)
+        for moe, layer_load in zip(model.moe_layers(), load):
+            update_expert_bias(moe.router, layer_load)
+    r.step += 1
+    r.tokens_seen += r.tokens_per_step
+    return (loss_sum, aux_sum, z_sum, load), grad_norm, lr
 
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                stats = torch.stack([loss_sum, aux_sum, z_sum]) / accum
-                if dd.enabled:
-                    dist.all_reduce(stats)
-                    stats /= dd.world_size
-                loss_v, aux_v, z_v = stats.tolist()  # the one host sync of a logged step
-                now = time.perf_counter()
-                tps = (tokens_seen - tokens_at_log) / max(now - t_log, 1e-9)
-                steps_in_window = (tokens_seen - tokens_at_log) // tokens_per_step
-                t_log, tokens_at_log = now, tokens_seen
-                rec = {"kind": "train", "step": step, "loss": loss_v, "lr": lr, "grad_norm": float(grad_norm),
-                       "tokens": tokens_seen, "tokens_per_s": tps, "step_s": (tokens_per_step / tps) if tps else None,
-                       "mfu": mfu(tps / dd.world_size, fpt, peak),
-                       "mfu_causal": mfu(tps / dd.world_size, fpt_causal, peak), "aux_loss": aux_v, "z_loss": z_v,
-                       "steps_in_window": steps_in_window}
-                if load is not None:
-                    cv, vio = load_stats(load)
-                    rec["expert_load_cv"], rec["expert_load_max_vio"] = cv, vio
-                if device.type == "cuda":
-                    rec["memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-                metrics.write(rec)
-                last_loss = loss_v
-                say(_format(rec, cfg.train.steps))
-                if not math.isfinite(loss_v):
-                    metrics.close()
-                    raise FatalError(f"loss is {loss_v} at step {step}; lower optim.lr or raise optim.warmup_steps "
-                                     f"(resume from the last checkpoint with --resume auto)")
 
-            if (cfg.train.eval_every and step % cfg.train.eval_every == 0) or step == cfg.train.steps:
-                ev = evaluate(model, cfg, shards, eval_shards, vocab, device, dd, autocast)
-                if ev is not None:
-                    metrics.write({"kind": "eval", "step": step, **ev})
-                    last_eval = ev
-                    say(f"step {step}: eval loss {ev['eval_loss']:.4f}, {ev['eval_bpb']:.4f} bits/byte "
-                        f"({ev['eval_tokens']:,} tokens)")
-                t_log = time.perf_counter()  # evaluation time is not training throughput
+class _Clock:
+    """Training throughput between two logged steps (time spent evaluating or checkpointing excluded)."""
 
-            if step_delay:
-                time.sleep(step_delay)
-            stop_now = stop.requested
-            if dd.enabled:
-                flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop_now = bool(flag.item())
-            if cfg.train.checkpoints and ((cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0)
-                                          or step == cfg.train.steps or stop_now):
-                save(step)
-                t_log = time.perf_counter()
-            if stop_now:
-                say(f"stopped by a signal at step {step}; rerun with --resume auto to continue")
-                break
-    metrics.close()
-    return {"step": step, "tokens": tokens_seen, "loss": last_loss, "eval": last_eval, "rank": dd.rank,
-            "seconds": time.perf_counter() - t_start, "params": params, "flops_per_token": fpt,
-            "flops_per_token_causal": fpt_causal,
-            "stopped": step < cfg.train.steps}
+    def __init__(self, tokens: int):
+        self.t, self.tokens = time.perf_counter(), tokens
+
+    def pause(self) -> None:
+        self.t = time.perf_counter()
+
+
+def _log_step(r: _Run, sums: tuple, grad_norm, lr: float, clock: _Clock) -> float:
+    """Average the step's losses over ranks, write a metrics record and a line; ``FatalError`` on a non-finite loss."""
+    loss_sum, aux_sum, z_sum, load = sums
+    stats = torch.stack([loss_sum, aux_sum, z_sum]) / r.accum
+    if r.dd.enabled:
+        dist.all_reduce(stats)
+        stats /= r.dd.world_size
+    loss_v, aux_v, z_v = stats.tolist()  # the one host sync of a logged step
+    now = time.perf_counter()
+    tps = (r.tokens_seen - clock.tokens) / max(now - clock.t, 1e-9)
+    steps_in_window = (r.tokens_seen - clock.tokens) // r.tokens_per_step
+    clock.t, clock.tokens = now, r.tokens_seen
+    world = r.dd.world_size
+    rec = {"kind": "train", "step": r.step, "loss": loss_v, "lr": lr, "grad_norm": float(grad_norm),
+           "tokens": r.tokens_seen, "tokens_per_s": tps, "step_s": (r.tokens_per_step / tps) if tps else None,
+           "mfu": mfu(tps / world, r.fpt, r.peak),
+           "mfu_causal": mfu(tps / world, r.fpt_causal, r.peak), "aux_loss": aux_v, "z_loss": z_v,
+           "steps_in_window": steps_in_window}
+    if load is not None:
+        cv, vio = load_stats(load)
+        rec["expert_load_cv"], rec["expert_load_max_vio"] = cv, vio
+    if r.device.type == "cuda":
+        rec["memory_gb"] = torch.cuda.max_memory_allocated(r.device) / 2**30
+    r.metrics.write(rec)
+    r.say(_format(rec, r.cfg.train.steps))
+    if not math.isfinite(loss_v):
+        r.metrics.close()
+        raise FatalError(f"loss is {loss_v} at step {r.step}; lower optim.lr or raise optim.warmup_steps "
+                         f"(resume from the last checkpoint with --resume auto)")
+    return loss_v
+
+
+# -- eval and checkpoint ----------------------------------------------------------------------
+
+
+def _eval(r: _Run) -> dict | None:
+    """Score the held-out data now; write and print the result (``None``: no held-out data)."""
+    ev = evaluate(r.model, r.cfg, r.shards, r.eval_shards, r.vocab, r.device, r.dd, r.autocast)
+    if ev is not None:
+        r.metrics.write({"kind": "eval", "step": r.step, **ev})
+        r.say(f"step {r.step}: eval loss {ev['eval_loss']:.4f}, {ev['eval_bpb']:.4f} bits/byte "
+              f"({ev['eval_tokens']:,} tokens)")
+    return ev
+
+
+def _stop_requested(r: _Run, stop: _Stop) -> bool:
+    """A stop signal on any rank stops every rank (after this step's checkpoint)."""
+    stop_now = stop.requested
+    if r.dd.enabled:
+        flag = torch.tensor([1.0 if stop_now else 0.0], device=r.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        stop_now = bool(flag.item())
+    return stop_now
+
+
+def _checkpoint(r: _Run) -> None:
+    """Save model, optimizer, schedule and data position at the current step."""
+    cfg = r.cfg
+    trainer_state = {"tokens": r.tokens_seen, "data": r.stream.state_dict(), "config_hash": cfg.config_hash(),
+                     "model_hash": _model_hash(cfg), "name": cfg.name, "parallel": "fsdp2" if r.fsdp else "ddp"}
+    path = ckpt.save_checkpoint(r.out_dir, r.step, model=r.model, optimizer=r.optimizer, scheduler=r.scheduler, full_state=r.fsdp,
+                                trainer_state=trainer_state, rank=r.dd.rank, world_size=r.dd.world_size,
+                                barrier=r.dd.barrier, keep=cfg.train.keep_checkpoints)
+    if path:
+        r.say(f"checkpoint {path}")
 
 
 @torch.no_grad()
