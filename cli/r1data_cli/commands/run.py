@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
 import sys
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -73,6 +76,57 @@ def with_knobs(fn):
     return command
 
 
+def with_options(name: str, cls):
+    """Expand dataclass ``cls`` (fields annotated with typer options) into options of the command in
+    place of its parameter ``name``; the command receives them as one ``cls`` instance."""
+
+    def deco(fn):
+        sig = inspect.signature(fn, eval_str=True)
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields = dataclasses.fields(cls)
+        expanded = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=hints[f.name]) for f in fields]
+        params = [q for p in sig.parameters.values() for q in (expanded if p.name == name else [p])]
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            kwargs[name] = cls(**{f.name: kwargs.pop(f.name) for f in fields if f.name in kwargs})
+            return fn(*args, **kwargs)
+
+        command.__signature__ = sig.replace(parameters=params)
+        return command
+
+    return deco
+
+
+@dataclass
+class Cluster:
+    """Where a run goes (an `executor:` block in the recipe sets the same; these flags win)."""
+
+    executor: Executor = None
+    partition: Partition = None
+    time: TimeLimit = None
+    cpus_per_task: CpusPerTask = None
+    mem_per_cpu: MemPerCpu = None
+    qos: Qos = None
+    account: Account = None
+    max_array_size: MaxArraySize = None
+    address: Address = None
+    wait: Wait = True
+
+    def executor_options(self) -> dict:
+        """The ``executor:`` values these flags set (``None``: not given)."""
+        return {
+            "partition": self.partition,
+            "time": self.time,
+            "cpus_per_task": self.cpus_per_task,
+            "mem_per_cpu_gb": _mem_gb(self.mem_per_cpu),
+            "qos": self.qos,
+            "account": self.account,
+            "max_array_size": self.max_array_size,
+            "address": self.address,
+        }
+
+
 def _mem_gb(value: str | None) -> float | None:
     """``4G``, ``3500M``, ``1T`` or a plain number of GB -> GB."""
     if value is None:
@@ -93,6 +147,7 @@ def _overrides(knobs, sets, inputs, **rest):
 
 
 @with_knobs
+@with_options("cluster", Cluster)
 def run(
     recipe: Recipe,
     knobs: dict,
@@ -104,16 +159,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved, validated plan (and the sbatch scripts) and exit.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory instead of resuming it (refused, like any second run, while another run holds it).")] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    executor: Executor = None,
-    partition: Partition = None,
-    time: TimeLimit = None,
-    cpus_per_task: CpusPerTask = None,
-    mem_per_cpu: MemPerCpu = None,
-    qos: Qos = None,
-    account: Account = None,
-    max_array_size: MaxArraySize = None,
-    address: Address = None,
-    wait: Wait = True,
+    cluster: Cluster = None,
 ) -> None:
     """Run a pipeline recipe; rerunning the same command resumes an interrupted run.
 
@@ -121,18 +167,9 @@ def run(
     With --executor slurm every phase becomes an array job (chained with afterok) and a rerun submits only the unfinished tasks; `r1data status OUT_DIR` shows where each task is."""
     from r1data.run.pipeline import execute, load_spec, plan_run
 
-    options = {
-        "partition": partition,
-        "time": time,
-        "cpus_per_task": cpus_per_task,
-        "mem_per_cpu_gb": _mem_gb(mem_per_cpu),
-        "qos": qos,
-        "account": account,
-        "max_array_size": max_array_size,
-        "address": address,
-    }
+    options = cluster.executor_options()
     with user_errors():
-        ov = _overrides(knobs, set_, input_, output=output, tasks=tasks, workers=workers, executor=executor, executor_options=options)
+        ov = _overrides(knobs, set_, input_, output=output, tasks=tasks, workers=workers, executor=cluster.executor, executor_options=options)
         spec = load_spec(recipe, ov)
         plan = plan_run(spec)
         unused = [f"--{k.replace('_', '-').removesuffix('-gb')}" for k, v in options.items() if v is not None and k != "address"]
@@ -147,7 +184,7 @@ def run(
             notes = (lambda msg: progress.note(f"[{spec.executor.type}] {msg}")) if spec.executor.type != "local" else None
             # a local run prints documents read, docs/s and an ETA every ~10 s on stderr (never with --json)
             result = execute(
-                plan, overwrite=overwrite, on_progress=progress.update, wait=wait, on_event=notes, on_line=None if json_summary else progress.note
+                plan, overwrite=overwrite, on_progress=progress.update, wait=cluster.wait, on_event=notes, on_line=None if json_summary else progress.note
             )
         if not result.finished:  # --no-wait on Slurm: submitted, not finished
             _print_submitted(result, json_summary)
