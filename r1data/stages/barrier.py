@@ -314,35 +314,14 @@ class WorkSink(PipelineStep):
         return "work sink"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from collections import Counter
-
         from r1data.io.schema import rejected_schema
 
         base = shard_schema(self.stage_columns)
         schema = pa.schema([f for f in base if f.name != "meta"] + self.work_fields + [base.field("meta")], metadata=base.metadata)
         rej = ShardWriter(Path(self.out_dir) / "rejected" / f"{self.phase}-part-{rank:05d}.parquet", rejected_schema(self.stage_columns), rejected=True)
         writers: dict[int, ShardWriter] = {}
-        funnel: Counter = Counter()
-        generated: Counter = Counter()
-        kept = rejected = 0
         try:
-            for doc in data or ():
-                g = doc.metadata.get(GENERATED_KEY)
-                if g:
-                    generated[g] += 1
-                for scrub in self.scrub:
-                    scrub(doc)
-                if is_rejected(doc):
-                    rej.write(doc)
-                    rejected += 1
-                    funnel[doc.metadata["_rejected"]] += 1
-                    continue
-                i = doc.metadata["input_index"]
-                w = writers.get(i)
-                if w is None:
-                    w = writers[i] = ShardWriter(self.ctx.docs_path(i), schema)
-                w.write(doc)
-                kept += 1
+            counts = self._write(data or (), schema, rej, writers)
             # every assigned input gets a docs file, even when all its documents were dropped
             for f in self.reader.assigned_files(rank, world_size):
                 if f.index not in writers:
@@ -354,11 +333,43 @@ class WorkSink(PipelineStep):
                 w.abort()
             rej.abort()
             raise
+        self.report = self._task_report(rank, *counts, outputs)
+        return
+        yield
+
+    def _write(self, docs, schema: pa.Schema, rej: ShardWriter, writers: dict[int, ShardWriter]):
+        """Live documents -> the docs file of their input, rejected ones -> ``rej``; returns (kept, rejected, funnel, generated)."""
+        from collections import Counter
+
+        funnel: Counter = Counter()
+        generated: Counter = Counter()
+        kept = rejected = 0
+        for doc in docs:
+            g = doc.metadata.get(GENERATED_KEY)
+            if g:
+                generated[g] += 1
+            for scrub in self.scrub:
+                scrub(doc)
+            if is_rejected(doc):
+                rej.write(doc)
+                rejected += 1
+                funnel[doc.metadata["_rejected"]] += 1
+                continue
+            i = doc.metadata["input_index"]
+            w = writers.get(i)
+            if w is None:
+                w = writers[i] = ShardWriter(self.ctx.docs_path(i), schema)
+            w.write(doc)
+            kept += 1
+        return kept, rejected, funnel, generated
+
+    def _task_report(self, rank: int, kept: int, rejected: int, funnel, generated, outputs: list) -> dict[str, Any]:
+        """The task's stats (like ``TaskSink``'s); ``RuntimeError`` when read + generated != kept + rejected."""
         read = self.reader.report["read"]
         n_generated = sum(generated.values())
         if read + n_generated != kept + rejected:
             raise RuntimeError(f"task {rank}: read {read} + generated {n_generated} documents but passed on {kept} + rejected {rejected}")
-        self.report = {
+        return {
             "rank": rank,
             "phase": self.phase,
             "origin": "work" if isinstance(self.reader, WorkReader) else "input",
@@ -372,8 +383,6 @@ class WorkSink(PipelineStep):
             "input_errors": self.reader.report["errors"],
             "outputs": outputs,  # checked before the task is marked done
         }
-        return
-        yield
 
 
 class WorkReader(ReaderStage):
