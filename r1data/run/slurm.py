@@ -285,6 +285,41 @@ def save_state(out_dir: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, p)
 
 
+def _live_and_stale(ex: SlurmExecutor, jobs, queue, done: set[int], resubmitted: bool) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """Split the phase's queued tasks into those that can still run (rank -> job record) and the
+    pending ones that never will (array elements to cancel): blocked by a failed dependency, or
+    waiting for earlier work that is being resubmitted now."""
+    latest = _latest_job_of_rank(jobs, ex.phase)
+    live: dict[int, dict[str, Any]] = {}
+    cancel: list[str] = []
+    for r in range(ex.tasks):
+        j = latest.get(r)
+        if r in done or j is None:
+            continue
+        q = queue.get((j["job_id"], r - j["offset"]))
+        if q is None or q[0] not in ACTIVE_STATES:
+            continue
+        if q[0] == "PENDING" and (q[1] in NEVER_REASONS or resubmitted):
+            cancel.append(f"{j['job_id']}_{r - j['offset']}")
+        else:
+            live[r] = j
+    return live, cancel
+
+
+def _wait_targets(ex: SlurmExecutor, jobs, live: dict[int, dict[str, Any]], done: set[int]) -> list[str]:
+    """What the next phase waits for among the live jobs: a whole array when every element of it is
+    live or done (afterok on the array is satisfiable), else its live elements one by one."""
+    latest = _latest_job_of_rank(jobs, ex.phase)
+    targets = []
+    for job_id in sorted({j["job_id"] for j in live.values()}, key=int):
+        j = next(x for x in jobs if x["job_id"] == job_id)
+        if all(latest.get(r) is j and (r in live or r in done) for r in j["ranks"]):
+            targets.append(job_id)
+        else:
+            targets += [f"{job_id}_{r - j['offset']}" for r, x in sorted(live.items()) if x is j]
+    return targets
+
+
 def submit_unfinished(executors: list[SlurmExecutor], state: dict[str, Any], note: Callable[[str], None]) -> list[dict[str, Any]]:
     """Submit every rank that is neither completed nor queued; returns the new job records.
 
@@ -303,35 +338,14 @@ def submit_unfinished(executors: list[SlurmExecutor], state: dict[str, Any], not
     for ex in executors:
         ex.write_pickle()
         done = completed_ranks(out_dir, ex.phase)
-        latest = _latest_job_of_rank(jobs, ex.phase)
-        live: dict[int, dict[str, Any]] = {}
-        cancel = []
-        for r in range(ex.tasks):
-            j = latest.get(r)
-            if r in done or j is None:
-                continue
-            q = queue.get((j["job_id"], r - j["offset"]))
-            if q is None or q[0] not in ACTIVE_STATES:
-                continue
-            if q[0] == "PENDING" and (q[1] in NEVER_REASONS or resubmitted):
-                cancel.append(f"{j['job_id']}_{r - j['offset']}")
-            else:
-                live[r] = j
+        live, cancel = _live_and_stale(ex, jobs, queue, done, resubmitted)
         if cancel:
             note(f"{ex.title}: cancelling {len(cancel)} pending task(s) that wait for failed or resubmitted work")
             scancel(cancel)
-        targets = []
-        for job_id in sorted({j["job_id"] for j in live.values()}, key=int):
-            j = next(x for x in jobs if x["job_id"] == job_id)
-            clean = all(latest.get(r) is j and (r in live or r in done) for r in j["ranks"])
-            if clean:  # afterok on the whole array is satisfiable
-                targets.append(job_id)
-            else:  # some element failed: wait for the live elements only
-                targets += [f"{job_id}_{r - j['offset']}" for r, x in sorted(live.items()) if x is j]
+        targets = _wait_targets(ex, jobs, live, done)
         todo = [r for r in range(ex.tasks) if r not in done and r not in live]
         if todo:
-            dependency = "afterok:" + ":".join(upstream) if upstream else None
-            records = ex.submit(todo, dependency)
+            records = ex.submit(todo, "afterok:" + ":".join(upstream) if upstream else None)
             jobs.extend(records)
             new.extend(records)
             save_state(out_dir, state)
