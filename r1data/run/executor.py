@@ -233,12 +233,12 @@ def _counted(data, reader):
             finished += sizes.get(report_files[seen_files]["uri"], 0)
             seen_files += 1
         done = finished + (getattr(reader, "pos_in_file", 0) or 0)
-        with docs_v.get_lock():
-            docs_v.value += n - sent_docs
-        if done > sent_bytes:
+        if done > sent_bytes:  # bytes first: a line that sees these documents sees their bytes too
             with bytes_v.get_lock():
                 bytes_v.value += done - sent_bytes
             sent_bytes = done
+        with docs_v.get_lock():
+            docs_v.value += n - sent_docs
         sent_docs = n
 
     try:
