@@ -35,7 +35,7 @@ def test_wet_text_passes_through():
 
 
 def test_sandbox_start_failure_is_retried(monkeypatch):
-    from datatrove.pipeline.extractors.base import ExtractorSandbox
+    from r1data.stages.extract import _Sandbox as ExtractorSandbox  # r1data's sandbox starts its own process
 
     real = ExtractorSandbox._ensure_process
     calls = {"n": 0}
@@ -53,7 +53,7 @@ def test_sandbox_start_failure_is_retried(monkeypatch):
 
 
 def test_sandbox_that_never_starts_drops_with_a_reason(monkeypatch):
-    from datatrove.pipeline.extractors.base import ExtractorSandbox
+    from r1data.stages.extract import _Sandbox as ExtractorSandbox
 
     def broken(self, fn):
         raise OSError(11, "Resource temporarily unavailable")

@@ -124,6 +124,48 @@ def _pool_worker_init(driver: int, memory_limit_gb: float | None = None, progres
         _init_progress(*progress)
 
 
+# modules every pool worker of a run imports (the executor, datatrove, Arrow, the work files)
+_PRELOAD_BASE = (
+    "r1data.run.executor", "r1data.run.sink", "r1data.stages.barrier", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.compute",
+)
+PRELOAD_ENV = "R1DATA_FORKSERVER_PRELOAD"
+
+
+def preload_forkserver(pipeline=()) -> list[str]:
+    """Start this process's fork server with the run's heavy modules already imported.
+
+    Pool workers are forked from one fork server per driver process; without this, every worker of
+    every phase imports datatrove, pyarrow, spaCy (and torch through it), fastText, ... on its own.
+    The modules: a fixed base, the module of each step of ``pipeline`` and what the steps list in
+    ``requires``; ``r1data.run._preload`` imports them in the server and ignores any that fail, so a
+    missing optional package never stops a run. A no-op once the server runs (returns [])."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_pid", None) is not None:
+        return []
+    mods: list[str] = list(_PRELOAD_BASE)
+    for step in pipeline or ():
+        mods.append(type(step).__module__)
+        mods.extend(getattr(step, "requires", None) or ())
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if spec_name and spec_name != "__main__" and not spec_name.endswith(".__main__"):
+        mods.append(spec_name)  # `python -m pkg.mod`: workers re-run it as __mp_main__; its imports are then cached
+    mods = list(dict.fromkeys(m for m in mods if m and m != "__main__"))
+    old = os.environ.get(PRELOAD_ENV)
+    os.environ[PRELOAD_ENV] = ",".join(mods)
+    try:
+        server.set_forkserver_preload(["__main__", "r1data.run._preload"])
+        server.ensure_running()
+    finally:
+        if old is None:
+            os.environ.pop(PRELOAD_ENV, None)
+        else:
+            os.environ[PRELOAD_ENV] = old
+    return mods
+
+
 def limit_memory(gb: float) -> None:
     """Cap this process's address space (``RLIMIT_AS``): an allocation past it raises ``MemoryError``
     in the code that made it, so a reader names the file (``input_too_large``) and the task goes on,
@@ -191,12 +233,12 @@ def _counted(data, reader):
             finished += sizes.get(report_files[seen_files]["uri"], 0)
             seen_files += 1
         done = finished + (getattr(reader, "pos_in_file", 0) or 0)
-        with docs_v.get_lock():
-            docs_v.value += n - sent_docs
-        if done > sent_bytes:
+        if done > sent_bytes:  # bytes first: a line that sees these documents sees their bytes too
             with bytes_v.get_lock():
                 bytes_v.value += done - sent_bytes
             sent_bytes = done
+        with docs_v.get_lock():
+            docs_v.value += n - sent_docs
         sent_docs = n
 
     try:
@@ -437,6 +479,7 @@ class LocalExecutor(PhaseMixin, LocalPipelineExecutor):
         attempts = {r: 0 for r in todo}
         queue = list(todo)
         ctx = multiprocessing.get_context("forkserver")
+        preload_forkserver(self.pipeline)
         while queue:
             pending = {}
             submitted = list(queue)

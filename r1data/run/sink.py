@@ -12,7 +12,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from r1data.io.schema import rejected_schema, shard_schema
 from r1data.io.shards import ShardWriter
-from r1data.stages.base import GENERATED_KEY, ReaderStage, rejection
+from r1data.stages.base import GENERATED_KEY, ReaderStage, rejection, scrub_row
 
 
 class TaskSink(PipelineStep):
@@ -74,8 +74,7 @@ class TaskSink(PipelineStep):
                 g = doc.metadata.get(GENERATED_KEY)
                 if g:
                     generated[g] += 1
-                for scrub in self.scrub:
-                    scrub(doc)
+                scrub_row(doc, self.scrub)
                 r = rejection(doc)
                 with timer:  # the sink's own time: Arrow conversion and Parquet writing
                     if r is None:

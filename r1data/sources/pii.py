@@ -25,6 +25,9 @@ _IPV4 = re.compile(r"(?<![\w.])((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*|release\s*|python\s*|build\s*|ver\.?\s*|rev\.?\s*)$")
 _ADDRESS_BEFORE = re.compile(r"(?i)\b(?:ip|ipv4|address|addr|host|server|dns|gateway)\b[^\n]{0,24}$")
 _IPV6 = re.compile(r"(?<![\w:.])((?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:])")
+#: cheap necessary conditions (a match of the full pattern contains one): most pages have none
+_IPV4_HINT = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _SEPARATED = re.compile(r"\d+")
 _AREA_CODE = re.compile(r"\(\d{2,4}\)")
 #: a number glued to code or a path (``aix-5307-0747-32``, ``0x...``) is not written for people to dial
@@ -33,7 +36,7 @@ _PHONE_HINT = re.compile(r"(?:\+\d|\(\d{2,4}\)|\d)[\d\s().-]{6,}\d")
 
 
 def ipv4_spans(text: str, keep_private: bool = True) -> list[tuple[int, int]]:
-    if "." not in text:
+    if "." not in text or not _IPV4_HINT.search(text):
         return []
     out = []
     for m in _IPV4.finditer(text):
@@ -53,7 +56,7 @@ def ipv4_spans(text: str, keep_private: bool = True) -> list[tuple[int, int]]:
 
 
 def ipv6_spans(text: str, keep_private: bool = True) -> list[tuple[int, int]]:
-    if text.count(":") < 2:
+    if text.count(":") < 2 or not _IPV6_HINT.search(text):
         return []
     out = []
     for m in _IPV6.finditer(text):

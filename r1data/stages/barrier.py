@@ -42,7 +42,7 @@ from pydantic import Field
 
 from r1data.io.schema import ARROW_TYPES, shard_schema
 from r1data.io.shards import ShardWriter, iter_documents
-from r1data.stages.base import GENERATED_KEY, Cut, InputFile, ReaderStage, Stage, StageConfig, is_rejected, make_windows, reject
+from r1data.stages.base import GENERATED_KEY, SCRUBBED_KEY, Cut, InputFile, ReaderStage, Stage, StageConfig, is_rejected, make_windows, reject, scrub_row
 
 # A decision names a document by its position (unique by construction, unlike ids, which a user's
 # inputs may repeat) and says why it goes and which kept document it duplicates.
@@ -348,8 +348,7 @@ class WorkSink(PipelineStep):
             g = doc.metadata.get(GENERATED_KEY)
             if g:
                 generated[g] += 1
-            for scrub in self.scrub:
-                scrub(doc)
+            scrub_row(doc, self.scrub)
             if is_rejected(doc):
                 rej.write(doc)
                 rejected += 1
@@ -399,7 +398,9 @@ class WorkReader(ReaderStage):
         p = self.ctx.docs_path(file.index)
         if not p.exists():
             raise RuntimeError(f"missing work file {p}: the map phase did not finish (rerun to resume)")
-        yield from iter_documents(p)
+        for doc in iter_documents(p):
+            doc.metadata[SCRUBBED_KEY] = doc.text  # written by a sink that ran the recipe's redactors
+            yield doc
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         # work files are r1data's own: a failure here is a real error, not a corrupt input to skip

@@ -35,6 +35,17 @@ from r1data.errors import ShardError
 
 REJECTED_KEY = "_rejected"  # doc.metadata[REJECTED_KEY] = (stage label, reason)
 GENERATED_KEY = "_generated"  # doc.metadata[GENERATED_KEY] = label of the stage that created the document
+#: doc.metadata[SCRUBBED_KEY] = the text of a row read back from a work file: the sink that wrote it
+#: had passed it through every redactor of the recipe, so while the text is that same object
+#: (no later stage rewrote it) the sinks of later phases need not redact it again
+SCRUBBED_KEY = "_scrubbed_text"
+
+
+def scrub_row(doc, scrubbers) -> None:
+    """Pass ``doc`` through the recipe's redactors before a sink writes it (see ``SCRUBBED_KEY``)."""
+    if scrubbers and doc.metadata.get(SCRUBBED_KEY) is not doc.text:
+        for scrub in scrubbers:
+            scrub(doc)
 
 
 class StageConfig(BaseModel):

@@ -4,6 +4,7 @@ Resiliparse path of :mod:`r1data.sources.html_fast` (size-capped, sandboxed by d
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import time
 from typing import Literal
@@ -51,18 +52,32 @@ class HtmlExtractConfig(StageConfig):
 
 
 class _Sandbox(ExtractorSandbox):
-    """datatrove's extraction sandbox, with two changes:
+    """datatrove's extraction sandbox, with three changes:
 
+    - its process is forked from the task process (which has every module and the extractor
+      loaded), not started through the default context, which in a pool worker is a fork server
+      of its own: that re-imported the run's modules in every sandbox (a second or more per task);
     - its process dies with the task process that started it (a killed task must leave nothing
-      running): in a pool worker it is a child of that worker's forkserver, so it watches the task
-      process itself as well as asking for a death signal from its parent;
-    - only what the sandbox process needs is pickled to start it (with forkserver, the default in
-      pool workers): earlier, finished processes in ``all_processes`` cannot be pickled, which made
-      every extraction after a timeout in a pool worker fail."""
+      running): it watches the task process itself as well as asking for a death signal;
+    - only what the sandbox process needs is pickled (where a sandbox object is pickled at all):
+      finished processes in ``all_processes`` cannot be pickled."""
 
     def _ensure_process(self, extract_fn):
         self._owner = os.getpid()
-        return super()._ensure_process(extract_fn)
+        if self.process is not None and self.process.is_alive():
+            return
+        if self.process is not None:
+            self._cleanup_process()
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        self.parent_conn, self.child_conn = ctx.Pipe()
+        self.process = ctx.Process(target=self._worker, args=(self.child_conn, extract_fn), daemon=True)
+        self.process.start()
+        self.all_processes.append(self.process)
+        if self.parent_conn.poll(self.timeout):
+            self.parent_conn.recv()  # the sandbox's "ready"
+        else:
+            self._cleanup_process()
+            raise TimeoutError(f"Worker process failed to initialize within {self.timeout} seconds (warmup timeout).")
 
     def __getstate__(self):
         return {"timeout": self.timeout, "warmup_text": self.warmup_text, "_owner": self._owner}
@@ -76,6 +91,8 @@ class _Sandbox(ExtractorSandbox):
 
         die_with_parent()
         die_with(self._owner)
+        if self.parent_conn is not None and self.parent_conn is not conn:
+            self.parent_conn.close()  # forked: the task's end of the pipe is not this process's to keep open
         return super()._worker(conn, extract_fn)
 
 

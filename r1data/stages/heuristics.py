@@ -213,7 +213,7 @@ class C4Quality(_Heuristic):
         for line in lines:
             line = line.strip()
             words = line.split()
-            if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
+            if c.max_word_length != -1 and len(line) > c.max_word_length and any(len(w) > c.max_word_length for w in words):
                 continue
             if c.remove_citations:
                 line = _CITATION.sub("", line)
