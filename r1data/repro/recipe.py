@@ -18,7 +18,8 @@ def run_recipe(recipe: str | Path, out: Path, *, inputs=None, sets=(), knobs=Non
 
     ``knobs``: knob name -> value, as on the command line (``r1data.config.knobs``)."""
     from r1data.config.spec import Overrides
-    from r1data.run.pipeline import STATE_FILE, execute, load_spec, plan_run
+    from r1data.run.output import STATE_FILE
+    from r1data.run.pipeline import execute, load_spec, plan_run
 
     ov = Overrides(sets=list(sets), inputs=list(inputs) if inputs else None, output=str(out), tasks=tasks, workers=workers, knobs=knobs)
     plan = plan_run(load_spec(recipe, ov))

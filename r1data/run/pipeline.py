@@ -20,11 +20,9 @@ from r1data.errors import ConfigError
 from r1data.io.schema import describe_schema, rejected_schema, shard_schema
 from r1data.paths import resolve_path, sha256_file
 from r1data.run.inputs import resolve_inputs
-from r1data.run.output import OUTPUT_FOLDERS, STATE_FILE, RunResult, finish_run, prepare_output
+from r1data.run.output import RunResult
 from r1data.stages.base import InputFile, ReaderStage
 
-# the output folder's functions live in r1data.run.output; these names stay importable from here
-__all__ = ["OUTPUT_FOLDERS", "STATE_FILE", "Phase", "Plan", "RunResult", "execute", "finish_run", "load_spec", "plan_run", "prepare_output"]
 
 MAX_DEFAULT_TASKS = 1024
 
