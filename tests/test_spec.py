@@ -180,3 +180,23 @@ def test_pinned_stage_version():
     (p,) = problems(GOOD.replace("stage: gopher_quality", "stage: gopher_quality@9"))
     assert "gopher_quality@9 is pinned but this r1data has gopher_quality@1" in p
     assert spec_of(GOOD.replace("stage: gopher_quality", "stage: gopher_quality@1")).stages[4].stage == "gopher_quality"
+
+
+def test_executor_type_comes_from_the_registry():
+    """executor.type accepts what r1data.run.executors knows, including an executor a plugin registered."""
+    from r1data.run import executors
+
+    typo = problems(GOOD + "executor: {type: slrum}\n")
+    assert typo == ["recipe.yaml:12 executor.type: unknown executor 'slrum'; did you mean slurm?"]
+    other = problems(GOOD + "executor: {type: k8s}\n")
+    assert other == ["recipe.yaml:12 executor.type: unknown executor 'k8s'; known: local, ray, slurm"]
+
+    @executors.register("k8s")
+    def run_k8s(plan, **kw):  # a plugin's executor: registering is all it takes to be valid
+        raise NotImplementedError
+
+    try:
+        assert spec_of(GOOD + "executor: {type: k8s}\n").executor.type == "k8s"
+        assert executors.get("k8s") is run_k8s
+    finally:
+        executors._RUNNERS.pop("k8s")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from r1data import dotted
 from r1data.dotted import suggest
@@ -56,7 +56,7 @@ class ExecutorSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["local", "slurm", "ray"] = "local"
+    type: str = Field("local", description="an executor registered in r1data.run.executors: local, slurm, ray, or one a plugin registered")
     tasks: int | None = Field(None, ge=1, description="default: one per input file, at most 1024")
     workers: int | None = Field(None, ge=1, description="default: all cores (local)")
     memory_limit_gb: float | None = Field(
@@ -73,6 +73,18 @@ class ExecutorSpec(BaseModel):
     sbatch_args: dict[str, str] = Field(default_factory=dict)
     # Ray
     address: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        from r1data.dotted import suggest
+        from r1data.run import executors
+
+        known = executors.names()
+        if v not in known:
+            hint = suggest(v, known) or f"; known: {', '.join(known)}"
+            raise ValueError(f"unknown executor {v!r}{hint}")
+        return v
 
 
 @dataclass
@@ -365,6 +377,8 @@ def _pydantic_problems(src: YamlSource, base: tuple, err: ValidationError, field
             msg = f"{where(src, path)}: unknown parameter{suggest(key, fields)}"
         elif e["type"] == "missing":
             msg = f"{where(src, path)}: required parameter is missing"
+        elif e["type"] == "value_error":  # our own validators' words, as written
+            msg = f"{where(src, path)}: {e['ctx']['error']}"
         else:
             got = e.get("input")
             got_s = _type_hint(e) or (f" (got {got!r})" if not isinstance(got, (dict, list)) else "")
