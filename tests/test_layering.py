@@ -182,3 +182,19 @@ def test_planner_names_no_executor():
     for planner in ("r1data.run.pipeline", "r1data.run.executors"):
         named = {"r1data.run.local", "r1data.run.slurm", "r1data.run.ray"} & set(graph[planner])
         assert not named, f"{planner} imports {sorted(named)}; look executors up by name in r1data.run.executors"
+
+
+def test_trainer_needs_no_pydantic():
+    """The trainer validates its config with dataclasses (train/config.py), not pydantic, on purpose: it
+    runs on a bare GPU image with torch and PyYAML only. Both dialects give the same one-line
+    ``file:line key: message`` errors and share r1data.dotted's --set parser and suggestions."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nimport r1data.train.config, r1data.train.loop\n"
+        "print(sorted(m for m in ('pydantic', 'r1data.config', 'r1data.stages', 'r1data.run', 'datatrove') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT.parent, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]", res.stdout
