@@ -28,6 +28,20 @@ FORMAT = "r1data.percentile_rank.v1"
 DEFAULT_POINTS = 101  # percentiles 0, 1, ..., 100
 
 
+def _interp(x: np.ndarray, xs: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    """Piecewise-linear ``ps`` over increasing knots ``xs``, flat outside them.
+
+    Like ``np.interp``, but it scales by the fraction of the segment covered instead of by a slope:
+    knots a subnormal distance apart (probabilities such as 1e-310 do occur) give ``np.interp`` an
+    infinite slope and a non-monotone result; a fraction of the segment stays in [0, 1]."""
+    j = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 2)
+    x0, x1 = xs[j], xs[j + 1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t = np.clip((x - x0) / (x1 - x0), 0.0, 1.0)
+    t = np.where(np.isnan(t), 0.0, t)
+    return np.minimum(ps[j] + (ps[j + 1] - ps[j]) * t, ps[j + 1])
+
+
 class CalibrationError(ValueError):
     """A calibration table is malformed (the message names what is wrong)."""
 
@@ -109,7 +123,7 @@ class Calibration:
         if len(xs) == 1:  # every calibration document scored the same
             frac = np.where(x < xs[0], 0.0, np.where(x > xs[0], 1.0, 0.5))
         else:
-            frac = np.interp(np.where(bad, 0.0, x), xs, ps)  # fraction of the sample scoring <= x
+            frac = _interp(np.where(bad, 0.0, x), xs, ps)  # fraction of the sample scoring <= x
         out = frac if self.higher_is_better else 1.0 - frac
         # +inf perplexity (or NaN anything) is worse than everything
         if not self.higher_is_better:
