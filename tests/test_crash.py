@@ -160,7 +160,8 @@ def test_workers_die_with_a_killed_driver(baseline, tmp_path):
     """SIGKILL of the driver's PID only, during the first map (pool workers busy extracting in
     their sandboxes): nothing of the run survives it; the rerun gives the same bytes."""
     out = tmp_path / "web"
-    proc = _start(out)
+    # 0.5 s after each extraction: a worker's sandbox lives for many seconds, not a fraction of one
+    proc = _start(out, R1DATA_TEST_EXTRACT_DELAY="0.5")
     try:
         t0 = time.time()
         while True:  # driver -> forkserver -> worker -> extraction sandbox (forked by the worker)
