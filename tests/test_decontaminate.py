@@ -164,3 +164,34 @@ def test_tag_mode_keeps_the_document(action):
     doc = Document(text=FILLER + gsm8k_test(1)[0]["question"], id="d")
     out = list(stage.run(iter([doc])))
     assert "_rejected" not in out[0].metadata and out[0].metadata["contamination"] == "gsm8k"
+
+
+_PROBE = """
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+def probe():
+    from r1data.quality import contamination
+    return len(contamination._INDEXES)
+
+if __name__ == "__main__":
+    from r1data.run.executor import preload_forkserver
+    from r1data.stages.registry import get_stage
+
+    stage = get_stage("decontaminate")
+    preload_forkserver([stage(stage.Config(benchmarks=["humaneval"]))])
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as ex:
+        print(ex.submit(probe).result())
+"""
+
+
+def test_pool_workers_inherit_the_index_built_in_the_fork_server(tmp_path):
+    """Stage.preload(): the index is built once in the fork server, not once per worker."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(_PROBE)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "1"

@@ -133,6 +133,51 @@ def test_special_case_spanning_chunks_is_tokenised_like_spacy():
     assert words[:4] == ["try", ":", "p", "."] and "p." in words  # the second one stays 'p.'
 
 
+def test_simple_chunks_are_split_like_spacy(web_texts):
+    """The chunks tokenised without spaCy (letters or digits, "(" before, one of ,;:!?) after) get
+    spaCy's tokens: every such chunk of the sample, every short core and every letter run of
+    spaCy's special cases with every affix ("(8)" is "(", "8)": an emoticon)."""
+    import itertools
+    import re
+    import string
+
+    v = vocab("en")
+    assert v.simple
+    cores = set(string.ascii_letters + string.digits) | {str(i) for i in range(1000)}
+    cores |= {"".join(p) for p in itertools.product(string.ascii_letters, repeat=2)}
+    cores |= {m.group(0) for r in v.tok.rules for m in [re.match(r"[A-Za-z]+|[0-9]+", r.lstrip("("))] if m}
+    chunks = {p + c + q for c in cores for p in ("", "(") for q in ("", ",", ";", ":", "!", "?", ")", ".")}
+    chunks |= {c for t in web_texts[:60] for c in t.split()}
+    chunks = sorted(chunks)
+    simple = v._simple_split(chunks)
+    assert sum(sp is not None for sp in simple) > len(chunks) // 3
+    for c, sp in zip(chunks, simple):
+        if sp is not None:
+            assert sp == [t.text for t in v.tok(c)], c
+
+
+def test_ngram_groups_by_hash_table_equal_groups_by_sorting():
+    import numpy as np
+
+    from r1data.sources import textstats
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        m = int(rng.integers(textstats._HASHED_FROM, 4 * textstats._HASHED_FROM))
+        h = rng.integers(0, int(rng.integers(1, 2 * m)), size=m).astype(np.uint64)
+        inv, first, counts = textstats._groups_hashed(h)
+        order = np.argsort(h, kind="stable")
+        _, start = np.unique(h[order], return_index=True)
+        if len(start) == m:
+            assert inv is None
+            continue
+        want_first = np.sort(order[start])  # first position of each distinct value
+        assert np.array_equal(np.sort(first), want_first)
+        assert np.array_equal(h[first[inv]], h)  # every position points at a first occurrence of its value
+        assert np.array_equal(first[inv] <= np.arange(m), np.ones(m, dtype=bool))
+        assert np.array_equal(counts, np.bincount(inv)) and counts.sum() == m
+
+
 def test_spacy_symbol_names_are_words_once_and_for_all():
     """The one known difference. datatrove tokenises inside spaCy's ``memory_zone``, where the
     symbol name IS_ALPHA is read back wrongly after the first time (as 'be', then an error, which

@@ -127,8 +127,10 @@ def _pool_worker_init(driver: int, memory_limit_gb: float | None = None, progres
 # modules every pool worker of a run imports (the executor, datatrove, Arrow, the work files)
 _PRELOAD_BASE = (
     "r1data.run.executor", "r1data.run.sink", "r1data.stages.barrier", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.compute",
+    "smart_open",
 )
 PRELOAD_ENV = "R1DATA_FORKSERVER_PRELOAD"
+PRELOAD_CALLS_ENV = "R1DATA_FORKSERVER_CALLS"  # the steps' Stage.preload() calls, as JSON
 
 
 def preload_forkserver(pipeline=()) -> list[str]:
@@ -138,31 +140,44 @@ def preload_forkserver(pipeline=()) -> list[str]:
     every phase imports datatrove, pyarrow, spaCy (and torch through it), fastText, ... on its own.
     The modules: a fixed base, the module of each step of ``pipeline`` and what the steps list in
     ``requires``; ``r1data.run._preload`` imports them in the server and ignores any that fail, so a
-    missing optional package never stops a run. A no-op once the server runs (returns [])."""
+    missing optional package never stops a run. Then it makes the steps' ``preload()`` calls there
+    (shared read-only state, e.g. the decontamination index). A no-op once the server runs (returns [])."""
     from multiprocessing import forkserver
 
     server = forkserver._forkserver
     if getattr(server, "_forkserver_pid", None) is not None:
         return []
     mods: list[str] = list(_PRELOAD_BASE)
+    calls: list = []
     for step in pipeline or ():
         mods.append(type(step).__module__)
         mods.extend(getattr(step, "requires", None) or ())
+        preload = getattr(step, "preload", None)
+        if callable(preload):
+            try:
+                calls.extend(list(c) for c in preload() if list(c) not in calls)
+            except Exception:  # noqa: BLE001 - a preload is an optimisation: the worker does it itself
+                pass
     main = sys.modules.get("__main__")
     spec_name = getattr(getattr(main, "__spec__", None), "name", None)
     if spec_name and spec_name != "__main__" and not spec_name.endswith(".__main__"):
         mods.append(spec_name)  # `python -m pkg.mod`: workers re-run it as __mp_main__; its imports are then cached
     mods = list(dict.fromkeys(m for m in mods if m and m != "__main__"))
-    old = os.environ.get(PRELOAD_ENV)
+    old = {k: os.environ.get(k) for k in (PRELOAD_ENV, PRELOAD_CALLS_ENV)}
     os.environ[PRELOAD_ENV] = ",".join(mods)
+    try:
+        os.environ[PRELOAD_CALLS_ENV] = json.dumps(calls)
+    except (TypeError, ValueError):
+        os.environ[PRELOAD_CALLS_ENV] = "[]"
     try:
         server.set_forkserver_preload(["__main__", "r1data.run._preload"])
         server.ensure_running()
     finally:
-        if old is None:
-            os.environ.pop(PRELOAD_ENV, None)
-        else:
-            os.environ[PRELOAD_ENV] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return mods
 
 

@@ -46,6 +46,10 @@ MAX_TOKENS = 1_000_000
 
 _SHORT = 48  # chunks up to which _crossings scans in Python
 
+# chunks spaCy's English tokenizer splits only at a leading "(" and one trailing mark (Vocab._simple_split)
+_SIMPLE = re.compile(r"(\(?)([A-Za-z]+|[0-9]+)([,;:!?)]?)\Z")
+_SIMPLE_AFFIXES = ("(", ",", ";", ":", "!", "?", ")")
+
 
 def _blank(language: str):
     """``spacy.blank(language)`` whose vocabulary computes only ``is_punct`` for a new string.
@@ -146,6 +150,7 @@ class Vocab:
                 self._special_patterns(tok)
         if not self.fast:
             self.punct_chars = None
+        self.simple = False
         self.reset()
 
     # -- special cases spanning chunks ----------------------------------------------------------
@@ -207,6 +212,10 @@ class Vocab:
         self.c_first = _Grow(np.int64)
         self.c_last_l: list[int] = []  # the same, as lists: a line's few chunks are read faster from them
         self.c_first_l: list[int] = []
+        if self.fast:  # the affixes of simple chunks, with spaCy's own lexical facts
+            texts, puncts = self._spacy_tokens(" ".join(_SIMPLE_AFFIXES))
+            self._add_tokens(texts, puncts)
+            self.simple = texts == list(_SIMPLE_AFFIXES) and self.language == "en"
 
     def _add_tokens(self, texts: list[str], puncts: list[bool] | None = None) -> None:
         new = [t for t in dict.fromkeys(texts) if t not in self.tok_index]
@@ -231,9 +240,39 @@ class Vocab:
         doc = self.tok(text)
         return [t.text for t in doc], [t.is_punct for t in doc]
 
+    def _simple_split(self, chunks: list[str]) -> list[list[str] | None]:
+        """spaCy's tokens of the chunks that need no tokenizer, else None: ASCII letters or ASCII
+        digits, alone or with one opening bracket before and one of ``,;:!?)`` after, that are
+        no special case (whole, or without the bracket, the mark or both). Nothing else in spaCy's English
+        rules splits them: its prefixes, suffixes and infixes all need another character (units
+        such as ``km`` split only after a digit), and the matcher of multi-token special cases
+        could only match the chunk itself. ``tests/test_heuristics_parity.py`` checks this against spaCy."""
+        out: list[list[str] | None] = []
+        if not self.simple:
+            return [None] * len(chunks)
+        match, rules = _SIMPLE.match, self.tok.rules
+        for c in chunks:
+            m = match(c)
+            if m is None or c in rules:
+                out.append(None)
+                continue
+            pre, core, post = m.groups()
+            if core in rules or (pre and post and (core + post in rules or pre + core in rules)):  # "(8)" is "(" "8)"
+                out.append(None)
+            elif pre or post:
+                out.append([t for t in (pre, core, post) if t])
+            else:
+                out.append([core])
+        return out
+
     def _learn_chunks(self, chunks: list[str]) -> None:
-        """Tokenise unseen chunks with spaCy (one call) and cache them."""
-        texts, puncts = self._spacy_tokens("\n".join(chunks))
+        """Tokenise unseen chunks (spaCy, in one call, for those that need it) and cache them."""
+        simple = self._simple_split(chunks)
+        hard = [c for c, sp in zip(chunks, simple) if sp is None]
+        texts, puncts = self._spacy_tokens("\n".join(hard)) if hard else ([], [])
+        easy = [t for sp in simple if sp is not None for t in sp if t not in self.tok_index]
+        if easy:  # letters, digits (no punctuation) and the affixes, learnt with spaCy at reset
+            self._add_tokens(easy, [False] * len(easy))
         self._add_tokens(texts, puncts)
         ti, pc = self.tok_index, self.t_class
         groups: list[list[int]] = [[]]
@@ -243,8 +282,11 @@ class Vocab:
             else:
                 groups[-1].append(ti[t])
         groups = [g for g in groups if g]
-        if len(groups) != len(chunks):  # cannot happen with spaCy's whitespace rule; be safe
-            groups = [[ti[t] for t in self._spacy_tokens(c)[0]] for c in chunks]
+        if len(groups) != len(hard):  # cannot happen with spaCy's whitespace rule; be safe
+            groups = [[ti[t] for t in self._spacy_tokens(c)[0]] for c in hard]
+        if len(hard) < len(chunks):
+            it = iter(groups)
+            groups = [next(it) if sp is None else [ti[t] for t in sp] for sp in simple]
         lchars, fchars = self._lchars, self._fchars
         base = len(self.chunk_toks)
         for k, (c, g) in enumerate(zip(chunks, groups)):
@@ -451,9 +493,14 @@ def vocab(language: str) -> Vocab:
 
 
 # -- n-grams ----------------------------------------------------------------------------------------
+_HASHED_FROM = 1024  # from this many n-grams on, a hash table groups them (below, sorting is cheaper)
+
+
 def _groups(h: np.ndarray):
     """Group equal hashes: (inverse group id per position, first position of each group, counts),
     or Nones when all differ."""
+    if len(h) >= _HASHED_FROM:
+        return _groups_hashed(h)
     hs = np.sort(h)
     if not (hs[1:] == hs[:-1]).any():
         return None, None, None
@@ -471,6 +518,23 @@ def _groups(h: np.ndarray):
     first = np.minimum.reduceat(order, starts)
     counts = np.diff(np.append(starts, len(h)))
     return inv, first, counts
+
+
+def _groups_hashed(h: np.ndarray):
+    """``_groups`` in linear time: pandas' hash table numbers the groups in order of first
+    appearance, so a group's first position is where the running maximum of the codes grows."""
+    from pandas import factorize
+
+    codes, uniques = factorize(h)
+    if len(uniques) == len(h):
+        return None, None, None
+    top = np.maximum.accumulate(codes)
+    new = np.empty(len(h), dtype=bool)
+    new[0] = True
+    np.greater(top[1:], top[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    counts = np.bincount(codes, minlength=len(uniques))
+    return codes.astype(np.int64, copy=False), first, counts
 
 
 def _same_windows(ids: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

@@ -97,6 +97,14 @@ class Stage(PipelineStep):
 
     type = "r1data"
 
+    def preload(self) -> list[tuple[str, str, dict]]:
+        """Read-only state every worker of a run would build alike (an index, a table), as
+        ``(module, function, keyword arguments)`` calls: a local run makes them once in the fork
+        server its pool workers are forked from, where they land in the function's own
+        per-process cache. JSON-serialisable arguments only; a call that fails there is ignored
+        (the worker makes it again and reports the error itself)."""
+        return []
+
     def __init__(self, config: StageConfig | None = None, label: str | None = None):
         self.config = config if config is not None else self.Config()
         self.label = label or self.name

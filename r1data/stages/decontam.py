@@ -58,6 +58,10 @@ class Decontaminate(TaggerStage):
         c = self.config
         self._index = build_index(c.benchmarks, n=c.ngram, min_words=c.min_words)
 
+    def preload(self) -> list[tuple[str, str, dict]]:
+        c = self.config
+        return [("r1data.quality.contamination", "build_index", {"specs": list(c.benchmarks), "n": c.ngram, "min_words": c.min_words})]
+
     def describe(self) -> dict:
         d = super().describe()
         from r1data.quality.contamination import BUNDLES

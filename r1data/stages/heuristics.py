@@ -29,7 +29,7 @@ _POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "u
 class _Heuristic(FilterStage):
     """A heuristic stage: its rules read the shared ``TextStats`` of the document's text."""
 
-    requires = {"spacy": "web"}
+    requires = {"spacy": "web", "pandas": "web"}
 
     def setup(self) -> None:
         from r1data.sources.textstats import vocab
