@@ -12,6 +12,10 @@ import os
 
 for _name in filter(None, os.environ.get("R1DATA_FORKSERVER_PRELOAD", "").split(",")):
     try:
+        if _name == "spacy":  # without torch (r1data.sources.textstats.import_spacy)
+            from r1data.sources.textstats import import_spacy
+
+            import_spacy()
         importlib.import_module(_name)
     except BaseException:  # noqa: BLE001 - a preload never stops the fork server
         pass

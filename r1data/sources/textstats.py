@@ -51,6 +51,28 @@ _SIMPLE = re.compile(r"(\(?)([A-Za-z]+|[0-9]+)([,;:!?)]?)\Z")
 _SIMPLE_AFFIXES = ("(", ",", ";", ":", "!", "?", ")")
 
 
+def import_spacy():
+    """``import spacy`` without torch, unless torch is already loaded.
+
+    spaCy imports thinc, which imports torch (1.4 s and ~300 MB per process here) only to offer
+    it as a model backend; a blank pipeline's tokenizer never uses it. While spaCy is imported,
+    ``import torch`` fails (thinc then records that it has no torch); afterwards torch imports
+    as usual for any code that wants it."""
+    import sys
+
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
 def _blank(language: str):
     """``spacy.blank(language)`` whose vocabulary computes only ``is_punct`` for a new string.
 
@@ -58,7 +80,7 @@ def _blank(language: str):
     attributes (its splits come from the special cases and the prefix/suffix/infix/URL patterns),
     so the twenty-odd others it would compute for every new string (shape, like_num, ...) are
     skipped: the same tokens, about a quarter less time."""
-    import spacy
+    spacy = import_spacy()
     from spacy.attrs import IS_PUNCT
 
     nlp = spacy.blank(language)
@@ -133,6 +155,7 @@ class Vocab:
         from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
         self.language = language
+        import_spacy()  # before datatrove's tokenizer imports it (with torch)
         self._punct = PUNCTUATION_SET
         self.dt_tokenizer = load_word_tokenizer(language)
         self.nlp = None
