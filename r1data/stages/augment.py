@@ -22,6 +22,7 @@ import xxhash
 from datatrove.data import Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from r1data.io.schema import INTERNAL_PREFIX
 from r1data.stages.base import GENERATED_KEY, Stage, StageConfig, is_rejected, reject
 from r1data.stages.registry import register
 
@@ -101,7 +102,7 @@ class AugmentStage(Stage):
 
     def make_variant(self, parent: Document, v: Variant, n: int) -> Document:
         vid = self.variant_id(parent, n)
-        md = {k: val for k, val in parent.metadata.items() if not k.startswith("_") and k != NOTES_KEY}
+        md = {k: val for k, val in parent.metadata.items() if not k.startswith(INTERNAL_PREFIX) and k != NOTES_KEY}
         md.update(v.metadata)
         md["augmented_from"] = parent.id
         md["augmented_root"] = parent.metadata.get("augmented_root", parent.id)

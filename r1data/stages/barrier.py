@@ -40,7 +40,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field
 
-from r1data.io.schema import ARROW_TYPES, shard_schema
+from r1data.io.schema import ARROW_TYPES, INTERNAL_PREFIX, shard_schema
 from r1data.io.shards import ShardWriter, iter_documents
 from r1data.stages.base import GENERATED_KEY, SCRUBBED_KEY, Cut, InputFile, ReaderStage, Stage, StageConfig, is_rejected, make_windows, reject, scrub_row
 
@@ -261,7 +261,7 @@ def _spill_schema(work_fields: list[pa.Field]) -> pa.Schema:
 def _extra_metadata(doc: Document, schema: pa.Schema) -> dict[str, Any]:
     """Metadata the spill schema has no column for (stage columns, meta): kept as JSON and restored."""
     names = set(schema.names)
-    return {k: v for k, v in doc.metadata.items() if k not in names and not k.startswith("_")}
+    return {k: v for k, v in doc.metadata.items() if k not in names and not k.startswith(INTERNAL_PREFIX)}
 
 
 # --------------------------------------------------------------------------------------------
