@@ -260,8 +260,22 @@ class Vocab:
             self.t_class.extend([2 if t in pc else (1 if pmap[t] else 0) for t in new])
 
     def _spacy_tokens(self, text: str) -> tuple[list[str], list[bool]]:
+        """spaCy's tokens of ``text`` and their ``is_punct``, read as arrays (no Token objects)."""
+        from spacy.attrs import IS_PUNCT, ORTH
+
         doc = self.tok(text)
-        return [t.text for t in doc], [t.is_punct for t in doc]
+        if not len(doc):
+            return [], []
+        arr = doc.to_array([ORTH, IS_PUNCT])
+        strings = self.nlp.vocab.strings
+        names: dict[int, str] = {}
+        texts = []
+        for o in arr[:, 0].tolist():
+            t = names.get(o)
+            if t is None:
+                t = names[o] = strings[o]
+            texts.append(t)
+        return texts, [bool(p) for p in arr[:, 1].tolist()]
 
     def _simple_split(self, chunks: list[str]) -> list[list[str] | None]:
         """spaCy's tokens of the chunks that need no tokenizer, else None: ASCII letters or ASCII
