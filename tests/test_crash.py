@@ -93,7 +93,9 @@ def baseline(tmp_path_factory):
     """An uninterrupted run. While it runs, a second run on the same output (plain, then with
     --overwrite) is started; what they said is kept for ``test_second_run_is_refused``."""
     out = tmp_path_factory.mktemp("crash") / "base"
-    proc = _start(out)
+    hold = out.parent / "hold"  # the run waits after each extraction while this file exists
+    hold.touch()
+    proc = _start(out, R1DATA_TEST_EXTRACT_HOLD=str(hold))
     second = []
     try:
         t0 = time.time()
@@ -103,6 +105,8 @@ def baseline(tmp_path_factory):
         lock = json.loads((out / ".r1data.lock").read_text())
         for extra in ((), ("--overwrite",)):
             second.append(_run(out, *extra))
+        assert proc.poll() is None, "the first run ended before the second ones were tried"
+        hold.unlink()
         stdout, stderr = proc.communicate(timeout=600)
     finally:
         _kill_group(proc.pid)
@@ -160,8 +164,9 @@ def test_workers_die_with_a_killed_driver(baseline, tmp_path):
     """SIGKILL of the driver's PID only, during the first map (pool workers busy extracting in
     their sandboxes): nothing of the run survives it; the rerun gives the same bytes."""
     out = tmp_path / "web"
-    # 0.5 s after each extraction: a worker's sandbox lives for many seconds, not a fraction of one
-    proc = _start(out, R1DATA_TEST_EXTRACT_DELAY="0.5")
+    hold = tmp_path / "hold"  # the workers wait after their first extraction, sandboxes alive
+    hold.touch()
+    proc = _start(out, R1DATA_TEST_EXTRACT_HOLD=str(hold))
     try:
         t0 = time.time()
         while True:  # driver -> forkserver -> worker -> extraction sandbox (forked by the worker)

@@ -156,7 +156,9 @@ def test_killed_worker_is_retried(tmp_path, tiny_run):
     out = tmp_path / "web"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "cli")]))
     cmd = [sys.executable, "-m", "r1data_cli.app", "run", "pipelines/web.yaml", "--input", str(TINY), "--output", str(out), "--workers", "2", "--json"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hold = tmp_path / "hold"  # the workers wait after each extraction while it exists: one is found mid-task
+    hold.touch()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(env, R1DATA_TEST_EXTRACT_HOLD=str(hold)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
     t0 = time.time()
     while killed is None and time.time() - t0 < 120:
@@ -171,6 +173,7 @@ def test_killed_worker_is_retried(tmp_path, tiny_run):
                 os.kill(killed, signal.SIGKILL)
                 break
         time.sleep(0.05)
+    hold.unlink()
     stdout, stderr = proc.communicate(timeout=600)
     assert killed is not None, "no worker found to kill"
     assert proc.returncode == 0, stderr

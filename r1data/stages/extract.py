@@ -16,10 +16,10 @@ from pydantic import Field
 from r1data.stages.base import StageConfig, TaggerStage
 from r1data.stages.registry import register
 
-#: Test hook: seconds the worker waits after each sandboxed extraction (the sandbox alive), so a
-#: crash test can find pool workers and their sandboxes running on an input of a few pages.
-#: Timing only: what is extracted does not change.
-_TEST_DELAY = float(os.environ.get("R1DATA_TEST_EXTRACT_DELAY") or 0)
+#: Test hook: after each sandboxed extraction the worker waits (its sandbox alive) while the file
+#: named here exists, so a crash or lock test can act on a run that is still extracting, whatever
+#: the machine's speed. Timing only: what is extracted does not change.
+_TEST_HOLD = os.environ.get("R1DATA_TEST_EXTRACT_HOLD") or None
 
 
 class HtmlExtractConfig(StageConfig):
@@ -215,8 +215,8 @@ class HtmlExtract(TaggerStage):
                 failed = self._fast is not None and isinstance(e, self._fast.ExtractionFailed)
                 doc.metadata["extraction_error"] = (str(e) if failed else f"{type(e).__name__}: {e}")[:300]
                 return "extraction_error"
-        if _TEST_DELAY:
-            time.sleep(_TEST_DELAY)
+        while _TEST_HOLD and os.path.exists(_TEST_HOLD):
+            time.sleep(0.05)
         if not text or len(text.strip()) < self.config.min_chars:
             return "extraction_empty"
         doc.text = text
