@@ -70,3 +70,52 @@ def test_trainer_imports_only_torch_numpy_pyarrow_tokenizers_yaml():
     r = subprocess.run([PYTHON, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def test_document_mask_makes_a_packed_document_see_only_itself():
+    """With model.doc_mask, a document packed after another gives the same logits as the document
+    alone (RoPE is relative, so its position in the window does not matter); without it, it does not.
+    The mask is causal within each document; the separator (eos) belongs to the document it ends."""
+    torch.manual_seed(0)
+    sep = 1
+    a = torch.tensor([5, 9, 7, 3, sep])
+    b = torch.tensor([8, 4, 6, 2, 11, 12])
+    packed = torch.cat([a, b]).unsqueeze(0)
+    for masked in (True, False):
+        cfg = ModelConfig(dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn="dense", ffn_hidden=32, doc_mask=masked)
+        torch.manual_seed(0)
+        model = Transformer(cfg, 16, 16).eval()
+        model.doc_sep = sep
+        with torch.no_grad():
+            whole = model(packed)[0, len(a):]
+            alone = model(b.unsqueeze(0))[0]
+            first = model(a.unsqueeze(0))[0]
+        if masked:
+            torch.testing.assert_close(whole, alone, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(model(packed)[0, : len(a)].detach(), first)  # the first document: unchanged
+        else:
+            assert not torch.allclose(whole, alone, atol=1e-3)
+    cfg = ModelConfig(dim=32, n_layers=1, n_heads=4, ffn="dense", ffn_hidden=32, doc_mask=True)
+    m = Transformer(cfg, 16, 16)
+    m.doc_sep = sep
+    mask = m.document_mask(torch.tensor([[5, sep, 6, 7, sep, 8]]))[0, 0]
+    want = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0],
+                         [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    assert torch.equal(mask, want)
+    m.doc_sep = None
+    with pytest.raises(RuntimeError, match="document separator"):
+        m(torch.tensor([[5, 6]]))
+
+
+def test_document_mask_off_is_the_causal_kernel():
+    """doc_mask off: no mask is built and the logits are those of is_causal SDPA (bitwise)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(dim=32, n_layers=2, n_heads=4, ffn="dense", ffn_hidden=32)
+    model = Transformer(cfg, 16, 16).eval()
+    x = torch.randint(0, 16, (2, 12))
+    assert model.document_mask(x) is None
+    with torch.no_grad():
+        ref = model(x)
+        model.cfg.doc_mask, model.doc_sep = True, 99  # a separator that never occurs: one document per row
+        same = model(x)
+    torch.testing.assert_close(same, ref, rtol=1e-5, atol=1e-6)

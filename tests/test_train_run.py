@@ -8,6 +8,7 @@ Regenerate the golden file after an intended change of training behaviour:
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -104,6 +105,20 @@ def test_cli_dry_run_and_a_short_run(tokens, tmp_path, cli):
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("test-tiny: step 5, loss ") and "bits/byte" in r.stdout
     assert "step 5/5" in r.stderr and (tmp_path / "run" / "checkpoints" / "step-00000005").is_dir()
+
+
+def test_document_mask_trains_and_changes_the_losses(tokens, tmp_path):
+    """model.doc_mask=true: the trainer finds document ends by the shards' eos id; the losses are
+    finite and differ from the unmasked run's (the windows pack several documents)."""
+    cfg = write_config(tmp_path / "c.yaml", tokens, tmp_path / "plain", steps=6)
+    train(load_train_config(str(cfg)), log=lambda m: None)
+    masked = load_train_config(str(cfg), ["model.doc_mask=true", f"out_dir={tmp_path / 'masked'}"])
+    assert masked.model.doc_mask is True
+    train(masked, log=lambda m: None)
+    plain = [s["loss"] for s in read_metrics(tmp_path / "plain")[0]]
+    doc = [s["loss"] for s in read_metrics(tmp_path / "masked")[0]]
+    assert len(doc) == 6 and all(math.isfinite(v) for v in doc)
+    assert doc[0] == pytest.approx(plain[0], rel=0.05) and doc != plain
 
 
 def test_resume_with_more_steps_follows_the_new_schedule(tokens, tmp_path):

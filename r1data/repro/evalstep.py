@@ -35,6 +35,7 @@ def evaluate_sets(train_dir: Path, sets: dict[str, Path], *, max_tokens: int | N
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     model = Transformer(cfg.model, vocab, cfg.data.seq_len).to(device)
     model.load_state_dict(torch.load(last / "model.pt", map_location=device, weights_only=True))
+    model.doc_sep = open_token_shards(cfg.data.path, "data.path").eos_id  # for model.doc_mask, as in training
     model.eval()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

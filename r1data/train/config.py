@@ -90,6 +90,9 @@ class ModelConfig:
     norm_eps: float = 1e-5
     tie_embeddings: bool = False  # share the input embedding with the output projection
     init_std: float = 0.02
+    # Packed windows hold several documents (each ends with the tokenizer's eos): true = a token
+    # attends only to earlier tokens of its own document (SDPA with a boolean mask: no flash kernel).
+    doc_mask: bool = False
 
     def __post_init__(self):
         if self.vocab_size != "auto":

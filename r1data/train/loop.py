@@ -168,6 +168,8 @@ def prepare(cfg: TrainConfig):
     shards = open_token_shards(cfg.data.path, "data.path")
     eval_shards = open_token_shards(cfg.data.eval_path, "data.eval_path") if cfg.data.eval_path else None
     vocab = resolve_vocab(cfg, shards)
+    if cfg.model.doc_mask and shards.eos_id is None:
+        raise ConfigError(f"model.doc_mask: {cfg.data.path}/manifest.json names no eos_id to find document ends by")
     return shards, eval_shards, vocab
 
 
@@ -289,6 +291,7 @@ def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, 
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
     model, impl, precision = _build_model(cfg, vocab, device, use_bf16)
+    model.doc_sep = shards.eos_id
     params = count_params(model)
     fpt = flops_per_token(model, cfg.data.seq_len)
     fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)

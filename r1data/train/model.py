@@ -52,7 +52,7 @@ class Attention(nn.Module):
         self.wqkv = nn.Linear(cfg.dim, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, S, _ = x.shape
         q, k, v = self.wqkv(x).split(
             [self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.n_kv * self.head_dim], dim=-1)
@@ -62,7 +62,10 @@ class Attention(nn.Module):
         if self.n_kv != self.n_heads:  # expand shared kv heads so every SDPA backend (flash too) applies
             rep = self.n_heads // self.n_kv
             k, v = k.repeat_interleave(rep, dim=2), v.repeat_interleave(rep, dim=2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        else:  # (B, 1, S, S) boolean, True = may attend (causal and the same document)
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
         return self.wo(y.transpose(1, 2).reshape(B, S, -1))  # (B, S, D)
 
 
@@ -77,8 +80,8 @@ class Block(nn.Module):
         self.is_moe = cfg.is_moe_layer(layer)
         self.ffn = MoE(cfg.dim, cfg.ffn_hidden, cfg.moe) if self.is_moe else SwiGLU(cfg.dim, cfg.dense_hidden)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask)
         if self.is_moe:
             y, stats = self.ffn(self.ffn_norm(x))
             return x + y, stats
@@ -99,6 +102,8 @@ class Transformer(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.grad_checkpointing = False
+        #: the token that ends a document (the tokenizer's eos) when ``cfg.doc_mask``; set by the caller
+        self.doc_sep: int | None = None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -137,16 +142,30 @@ class Transformer(nn.Module):
             moe.impl = impl
         return impl
 
+    def document_mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """(B, 1, S, S) boolean attention mask of packed documents: causal, and within the document
+        (a document ends with ``doc_sep``, which belongs to it); None when ``cfg.doc_mask`` is off."""
+        if not self.cfg.doc_mask:
+            return None
+        if self.doc_sep is None:
+            raise RuntimeError("model.doc_mask: the document separator (the tokenizer's eos id) is not set")
+        sep = (tokens == self.doc_sep).to(torch.int32)
+        doc = torch.cumsum(sep, dim=1) - sep  # document number of each position
+        S = tokens.shape[1]
+        causal = torch.ones(S, S, dtype=torch.bool, device=tokens.device).tril_()
+        return ((doc[:, :, None] == doc[:, None, :]) & causal).unsqueeze(1)
+
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean"):
         S = tokens.shape[1]
         cos, sin = self.rope_cos[:S], self.rope_sin[:S]
+        mask = self.document_mask(tokens)
         h = self.tok_embeddings(tokens)  # (B, S, D)
         stats = []
         for block in self.layers:
             if self.grad_checkpointing and self.training:
-                h, st = checkpoint(block, h, cos, sin, use_reentrant=False)
+                h, st = checkpoint(block, h, cos, sin, mask, use_reentrant=False)
             else:
-                h, st = block(h, cos, sin)
+                h, st = block(h, cos, sin, mask)
             if st is not None:
                 stats.append(st)
         if targets is None:
