@@ -359,7 +359,8 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compi
         optim=OptimConfig(lr=args.lr, warmup_steps=min(20, steps // 4)),
         train=LoopConfig(steps=steps, log_every=args.log_every, eval_every=0, eval_batches=8, checkpoints=False,
                          compile=(not args.no_compile) if compile_ is None else compile_, device="auto",
-                         precision=precision, fp8_recipe=args.fp8_recipe, grad_checkpointing=grad_ckpt),
+                         precision="fp8" if precision.startswith("fp8") else precision, fp8_recipe=args.fp8_recipe,
+                         fp8_experts=precision == "fp8-experts", grad_checkpointing=grad_ckpt),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -410,7 +411,8 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=50304)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--precisions", default="bf16", help="train.precision values to run each model at: bf16,fp8")
+    p.add_argument("--precisions", default="bf16",
+                   help="precisions to run each model at: bf16, fp8 (routed experts bf16), fp8-experts (fp8 there too)")
     p.add_argument("--fp8-recipe", default="tensorwise", choices=["tensorwise", "rowwise"])
     p.add_argument("--ckpt", default="off", help="activation checkpointing per block: off, on, or off,on")
     p.add_argument("--ckpt-steps", type=int, default=None, help="steps for the checkpointing-on runs (default --steps)")

@@ -73,6 +73,12 @@ def test_module_filter_converts_block_linears_only(one_thread):
     assert kinds["tok_embeddings"] is torch.nn.Embedding
     assert all(m.fp8 for m in model.modules() if isinstance(m, RoutedExperts))
 
+    # train.fp8_experts: false (the default): the same linears, the routed experts stay bf16.
+    plain = _model("moe")
+    done = convert_to_fp8(plain, "tensorwise", emulate=True, experts=False)
+    assert sorted(done["linear"]) == sorted(f"layers.{i}.{n}" for i in range(2) for n in per_layer)
+    assert done["experts"] == [] and not any(m.fp8 for m in plain.modules() if isinstance(m, RoutedExperts))
+
     # A side that is not a multiple of 16 keeps the layer (and the experts) in bf16.
     odd = _model("moe", hidden=40)  # w2: 40 -> 64; w13: 64 -> 80
     done = convert_to_fp8(odd, "rowwise", emulate=True)

@@ -191,11 +191,15 @@ class LoopConfig:
     seed: int = 0  # model initialisation seed
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
-    # fp8: float8 matmuls (torchao) for the transformer blocks' linear layers and the routed experts'
-    # grouped GEMMs, inside bf16 autocast; router, embeddings, norms and output head stay bf16/fp32.
+    # fp8: float8 matmuls (torchao) for the transformer blocks' linear layers (and the routed experts'
+    # grouped GEMMs with fp8_experts), inside bf16 autocast; router, embeddings, norms and output head
+    # stay bf16/fp32.
     # Needs an NVIDIA GPU of compute capability >= 8.9 and torchao (in the train extra).
     precision: Literal["bf16", "fp8"] = "bf16"
     fp8_recipe: Literal["tensorwise", "rowwise"] = "tensorwise"  # torchao scaling of the dense linears
+    # fp8 for the routed experts' grouped GEMMs too (rowwise). Off: on an H100 with torchao 0.18 they
+    # were 2.1x slower than bf16 at the bench's MoE widths (see r1data/train/fp8.py).
+    fp8_experts: bool = False
     # Several ranks (torchrun): ddp replicates the model on every rank; fsdp2 shards parameters, gradients
     # and AdamW state over the ranks (torch.distributed.fsdp.fully_shard per block + the root).
     parallel: Literal["ddp", "fsdp2"] = "ddp"

@@ -7,8 +7,13 @@ unchanged):
   ``w13``/``w2`` and the MoE shared experts — swapped for torchao's ``Float8Linear`` with the
   ``train.fp8_recipe`` scaling (``tensorwise``: one scale per tensor, cuBLAS; ``rowwise``: one per
   row, CUTLASS, power-of-two scales);
-- the routed experts' two grouped GEMMs, through torchao's ``_to_fp8_rowwise_then_scaled_grouped_mm``
-  (rowwise scales whatever ``fp8_recipe`` says: torchao has no tensorwise grouped GEMM). Its kernel
+- with ``train.fp8_experts: true`` only, the routed experts' two grouped GEMMs, through torchao's
+  ``_to_fp8_rowwise_then_scaled_grouped_mm`` (rowwise scales whatever ``fp8_recipe`` says: torchao has
+  no tensorwise grouped GEMM). Off by default: on an H100 (torch 2.11, torchao 0.18) the FP8 grouped
+  experts of the bench's MoE layer (8 experts of hidden 1152, 16,384 tokens, forward + backward) took
+  5.49 ms against 2.57 ms in bf16, and the whole MoE trained at 0.76x the bf16 tokens/s with them
+  (``bench/NOTES-train-gpu.md``, run 5): the per-row quantisation costs more than the FP8 GEMM saves
+  at these widths. Its kernel
   needs every expert's group of tokens to be a multiple of 16 rows, so ``RoutedExperts`` pads each
   group with zero rows (``forward_grouped_fp8``); the experts need the grouped path
   (``model.moe.impl: grouped`` or ``auto`` on Hopper), a loop over experts stays bf16.
@@ -58,11 +63,12 @@ def fp8_linear_filter(module: nn.Module, fqn: str) -> bool:
     return module.in_features % 16 == 0 and module.out_features % 16 == 0
 
 
-def convert_to_fp8(model: nn.Module, recipe: str, emulate: bool = False) -> dict[str, list[str]]:
-    """Swap the block linears for ``Float8Linear`` and switch grouped experts to the FP8 grouped GEMM.
+def convert_to_fp8(model: nn.Module, recipe: str, emulate: bool = False, experts: bool = True) -> dict[str, list[str]]:
+    """Swap the block linears for ``Float8Linear`` and, with ``experts``, switch grouped experts to the
+    FP8 grouped GEMM.
 
     Returns the qualified names converted (``linear``) and the routed-expert modules now in FP8
-    (``experts``). ``emulate`` (tests only) makes torchao compute the FP8 matmuls in high precision so
+    (``experts``; empty when ``experts`` is false). ``emulate`` (tests only) makes torchao compute the FP8 matmuls in high precision so
     the conversion can run on a CPU.
     """
     _import_torchao()
@@ -82,9 +88,11 @@ def convert_to_fp8(model: nn.Module, recipe: str, emulate: bool = False) -> dict
         return ok
 
     convert_to_float8_training(model, module_filter_fn=keep, config=config)
-    experts = []
+    fp8_experts: list[str] = []
     for name, module in model.named_modules():
+        if not experts:
+            break
         if type(module).__name__ == "RoutedExperts" and module.dim % 16 == 0 and module.hidden % 16 == 0:
             module.fp8 = True
-            experts.append(name)
-    return {"linear": converted, "experts": experts}
+            fp8_experts.append(name)
+    return {"linear": converted, "experts": fp8_experts}

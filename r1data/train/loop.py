@@ -344,7 +344,7 @@ def _build_model(cfg: TrainConfig, vocab: int, device: torch.device, use_bf16: b
     if cfg.train.precision == "fp8":
         from r1data.train.fp8 import convert_to_fp8
 
-        done = convert_to_fp8(model, cfg.train.fp8_recipe)
+        done = convert_to_fp8(model, cfg.train.fp8_recipe, experts=cfg.train.fp8_experts)
         n_experts = len(done["experts"]) if impl == "grouped" else 0
         precision = (f"fp8 ({cfg.train.fp8_recipe}) in {len(done['linear'])} linears and {n_experts} of "
                      f"{len(model.moe_layers())} expert layers (rowwise), bf16 elsewhere")
