@@ -281,13 +281,14 @@ def fp8check(device: torch.device, smoke: bool) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-def synthetic_tokens(folder: Path, vocab: int, n_tokens: int, seed: int = 0, kind: str = "random") -> Path:
+def synthetic_tokens(folder: Path, vocab: int, n_tokens: int, seed: int = 0, kind: str = "random", eos: bool = False) -> Path:
     """Synthetic documents (lengths 500..4000) in the token-shard format, with a manifest.
 
     ``random``: uniform token ids (speed only: the loss can only fall to ln(vocab)). ``markov``: text a
     model can learn, for comparing losses: each document walks a fixed random bigram chain (every token
     has 16 successors with Zipf weights) and then repeats its own first 256 tokens (a quarter for short ones), so the loss falls
     both by learning the chain and by copying from context (induction), over hundreds of steps.
+    ``eos``: the last token of each document becomes the end-of-text id 0 (for ``model.doc_mask``).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -318,6 +319,8 @@ def synthetic_tokens(folder: Path, vocab: int, n_tokens: int, seed: int = 0, kin
             docs.append(np.concatenate([toks, toks[:copy]]))
         values = np.concatenate(docs).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    if eos:  # each document ends in the end-of-text token (id 0), as the tokenizer writes them
+        values[offsets[1:] - 1] = 0
     table = pa.Table.from_arrays([
         pa.array([f"doc{i}" for i in range(len(lengths))]), pa.array([None] * len(lengths), pa.string()),
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)), pa.array(lengths, pa.int32()),
@@ -347,11 +350,15 @@ def model_configs(smoke: bool) -> dict[str, ModelConfig]:
 
 
 def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compile_: bool | None = None,
-              precision: str = "bf16", grad_ckpt: bool = False, steps: int | None = None) -> dict:
+              precision: str = "bf16", grad_ckpt: bool = False, steps: int | None = None, doc_mask: str = "off") -> dict:
     from r1data.train.loop import train
     from r1data.train.metrics import read_metrics
 
     steps = steps or args.steps
+    if doc_mask != "off":
+        import dataclasses
+
+        mcfg = dataclasses.replace(mcfg, doc_mask=True, doc_mask_kernel=doc_mask)
     cfg = TrainConfig(
         name=f"bench-{kind}", out_dir=str(out / kind), model=mcfg,
         data=DataConfig(path=str(tokens), seq_len=args.seq, batch_size=args.batch,
@@ -373,7 +380,7 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compi
     mfus = [r["mfu"] for r in timed if r.get("mfu") is not None]
     mfus_causal = [r["mfu_causal"] for r in timed if r.get("mfu_causal") is not None]
     tail = [r["loss"] for r in steps_m[-max(1, len(steps_m) // 10):]]  # the last tenth of the logged steps
-    res = {"kind": kind, "precision": precision, "grad_ckpt": grad_ckpt,
+    res = {"kind": kind, "precision": precision, "grad_ckpt": grad_ckpt, "doc_mask": doc_mask,
            "params_total": summary["params"]["total"], "params_active": summary["params"]["active"],
            "flops_per_token": summary["flops_per_token"], "tokens_per_s": tps,
            "mfu": statistics.median(mfus) if mfus else None,
@@ -416,6 +423,8 @@ def main() -> None:
     p.add_argument("--fp8-recipe", default="tensorwise", choices=["tensorwise", "rowwise"])
     p.add_argument("--ckpt", default="off", help="activation checkpointing per block: off, on, or off,on")
     p.add_argument("--ckpt-steps", type=int, default=None, help="steps for the checkpointing-on runs (default --steps)")
+    p.add_argument("--doc-mask", default="off",
+                   help="model.doc_mask per run: off, sdpa, flex, or a list (off,sdpa,flex); documents then end in eos")
     p.add_argument("--data", default="random", choices=["random", "markov"],
                    help="synthetic tokens: uniform (speed) or a learnable chain with copies (loss comparisons)")
     p.add_argument("--json", default=None, help="write all results to this file")
@@ -460,7 +469,8 @@ def main() -> None:
                 if args.data == "markov":
                     need = int(need / 0.97)
                 t0 = time.perf_counter()
-                tokens = synthetic_tokens(Path(tmp) / "tokens", args.vocab, need, kind=args.data)
+                tokens = synthetic_tokens(Path(tmp) / "tokens", args.vocab, need, kind=args.data,
+                                          eos=args.doc_mask != "off")
                 log(f"{args.data} tokens: {need:,} in {time.perf_counter() - t0:.0f} s")
             mcfg = models["moe" if kind.startswith("moe") else kind]
             if kind.startswith("moe-eager"):  # the whole trainer without torch.compile: grouped vs loop experts
@@ -468,12 +478,12 @@ def main() -> None:
 
                 mcfg = dataclasses.replace(mcfg, moe=dataclasses.replace(mcfg.moe, impl=kind.split("-")[-1]))
             for precision in args.precisions.split(","):
-                for ck in args.ckpt.split(","):
-                    name = f"{kind}-{precision}" + ("-ckpt" if ck == "on" else "")
+                for ck, dm in [(c, d) for c in args.ckpt.split(",") for d in args.doc_mask.split(",")]:
+                    name = f"{kind}-{precision}" + ("-ckpt" if ck == "on" else "") + (f"-mask-{dm}" if dm != "off" else "")
                     try:
                         r = train_run(name, mcfg, tokens, Path(tmp), args,
                                       compile_=False if kind.startswith("moe-eager") else None, precision=precision,
-                                      grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None)
+                                      grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None, doc_mask=dm)
                     except Exception as e:  # one failed variant must not cost the others' numbers
                         import traceback
 

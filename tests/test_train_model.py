@@ -107,6 +107,29 @@ def test_document_mask_makes_a_packed_document_see_only_itself():
         m(torch.tensor([[5, 6]]))
 
 
+def test_flex_document_mask_gives_the_sdpa_mask_logits():
+    """model.doc_mask_kernel: flex (a FlexAttention block mask) computes what the dense SDPA mask does:
+    same logits, forward only (torch has no FlexAttention backward on the CPU), over windows whose
+    length is not a multiple of the 128-token block, with documents crossing block edges."""
+    torch.manual_seed(0)
+    sep = 1
+    x = torch.randint(2, 64, (2, 300))
+    x[0, [7, 130, 131, 250]] = sep
+    x[1, [127, 128]] = sep
+    out = {}
+    for kernel in ("sdpa", "flex"):
+        cfg = ModelConfig(dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn="dense", ffn_hidden=32, doc_mask=True,
+                          doc_mask_kernel=kernel)
+        torch.manual_seed(0)
+        model = Transformer(cfg, 64, 300).eval()
+        model.doc_sep = sep
+        with torch.no_grad():
+            out[kernel] = model(x)
+    torch.testing.assert_close(out["flex"], out["sdpa"], rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match="applies only with model.doc_mask"):
+        ModelConfig(doc_mask_kernel="flex")
+
+
 def test_document_mask_off_is_the_causal_kernel():
     """doc_mask off: no mask is built and the logits are those of is_causal SDPA (bitwise)."""
     torch.manual_seed(0)

@@ -121,6 +121,17 @@ def test_document_mask_trains_and_changes_the_losses(tokens, tmp_path):
     assert doc[0] == pytest.approx(plain[0], rel=0.05) and doc != plain
 
 
+def test_flex_document_mask_is_refused_on_the_cpu(tokens, tmp_path):
+    """model.doc_mask_kernel=flex on a CPU: one ConfigError line before anything is written."""
+    from r1data.errors import ConfigError
+
+    cfg = write_config(tmp_path / "c.yaml", tokens, tmp_path / "run", steps=6)
+    flex = load_train_config(str(cfg), ["model.doc_mask=true", "model.doc_mask_kernel=flex", "train.device=cpu"])
+    with pytest.raises(ConfigError, match="flex trains only on CUDA"):
+        train(flex, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_with_more_steps_follows_the_new_schedule(tokens, tmp_path):
     from r1data.train.loop import LRSchedule
 

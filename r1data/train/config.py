@@ -93,8 +93,14 @@ class ModelConfig:
     # Packed windows hold several documents (each ends with the tokenizer's eos): true = a token
     # attends only to earlier tokens of its own document (SDPA with a boolean mask: no flash kernel).
     doc_mask: bool = False
+    # How doc_mask is computed: sdpa (a dense (B, 1, S, S) boolean mask; any device) or flex
+    # (FlexAttention with a block mask, which skips the blocks no query may see; trains on CUDA
+    # only, with train.compile: true to be fast: torch has no FlexAttention backward on the CPU).
+    doc_mask_kernel: Literal["sdpa", "flex"] = "sdpa"
 
     def __post_init__(self):
+        _need(self.doc_mask or self.doc_mask_kernel == "sdpa", "doc_mask_kernel",
+              f"{self.doc_mask_kernel} applies only with model.doc_mask: true")
         if self.vocab_size != "auto":
             _need(self.vocab_size >= 2, "vocab_size", f"must be >= 2, got {self.vocab_size}")
         for name in ("dim", "n_layers", "n_heads", "ffn_hidden"):

@@ -184,6 +184,9 @@ def train(cfg: TrainConfig, resume: str = "none", overwrite: bool = False, log=N
         from r1data.train.fp8 import check_fp8_supported
 
         check_fp8_supported(device)
+    if cfg.model.doc_mask and cfg.model.doc_mask_kernel == "flex" and device.type != "cuda":
+        raise ConfigError(f"model.doc_mask_kernel: flex trains only on CUDA (torch {torch.__version__} has no "
+                          f"FlexAttention backward on {device.type}); use model.doc_mask_kernel: sdpa")
     dd = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dd.local_rank)

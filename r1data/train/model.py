@@ -64,8 +64,12 @@ class Attention(nn.Module):
             k, v = k.repeat_interleave(rep, dim=2), v.repeat_interleave(rep, dim=2)
         if mask is None:
             y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-        else:  # (B, 1, S, S) boolean, True = may attend (causal and the same document)
+        elif isinstance(mask, torch.Tensor):  # (B, 1, S, S) boolean, True = may attend (causal and the same document)
             y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+        else:  # a FlexAttention BlockMask (model.doc_mask_kernel: flex)
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), block_mask=mask)
         return self.wo(y.transpose(1, 2).reshape(B, S, -1))  # (B, S, D)
 
 
@@ -143,15 +147,23 @@ class Transformer(nn.Module):
         return impl
 
     def document_mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
-        """(B, 1, S, S) boolean attention mask of packed documents: causal, and within the document
-        (a document ends with ``doc_sep``, which belongs to it); None when ``cfg.doc_mask`` is off."""
+        """The attention mask of packed documents: causal, and within the document (a document ends
+        with ``doc_sep``, which belongs to it). A (B, 1, S, S) boolean tensor for SDPA, or a
+        FlexAttention ``BlockMask`` with ``cfg.doc_mask_kernel: flex``; None when ``cfg.doc_mask`` is off."""
         if not self.cfg.doc_mask:
             return None
         if self.doc_sep is None:
             raise RuntimeError("model.doc_mask: the document separator (the tokenizer's eos id) is not set")
         sep = (tokens == self.doc_sep).to(torch.int32)
         doc = torch.cumsum(sep, dim=1) - sep  # document number of each position
-        S = tokens.shape[1]
+        B, S = tokens.shape
+        if self.cfg.doc_mask_kernel == "flex":  # one block mask per batch, shared by every layer
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            def same_doc_causal(b, h, q, kv):
+                return (q >= kv) & (doc[b, q] == doc[b, kv])
+
+            return create_block_mask(same_doc_causal, B, None, S, S, device=tokens.device)
         causal = torch.ones(S, S, dtype=torch.bool, device=tokens.device).tril_()
         return ((doc[:, :, None] == doc[:, None, :]) & causal).unsqueeze(1)
 
