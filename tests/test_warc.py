@@ -111,6 +111,44 @@ def test_random_bytes_named_warc_gz(tmp_path):
     assert len(docs) == 12
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_garbage_after_a_newline_is_not_read_as_an_empty_warc(tmp_path, gzipped):
+    """Bytes that start with a newline made warcio yield one 'record' with no headers and no
+    WARC-Type (about 1 % of random files): it was skipped as a non-document record, so the file read
+    as an empty WARC with no error. It is now named as not a WARC file."""
+    import random
+
+    data = b"\n" + random.Random(0).randbytes(4095)
+    bad = tmp_path / ("garbage.warc.gz" if gzipped else "garbage.warc")
+    bad.write_bytes(gzip.compress(data) if gzipped else data)
+    docs, report = _reader_run([bad, TINY / "tiny-00001.warc.gz"])
+    (err,) = report["errors"]
+    assert err["uri"] == str(bad) and "without a WARC-Type" in err["error"]
+    assert len(docs) == 12
+
+
+def test_plain_warc_cut_inside_its_last_record_is_named(tmp_path):
+    """An uncompressed WARC that ends inside a record: that record is dropped as truncated_record
+    (its text would be cut short), the file is named in one line with the missing byte count, and
+    the records before it are kept. It was read silently, the cut page kept as a document."""
+    src = gzip.decompress((TINY / "tiny-00000.warc.gz").read_bytes())
+    starts = [i for i in range(len(src)) if src.startswith(b"WARC/1.", i)]
+    cut_at = (starts[-2] + starts[-1]) // 2  # inside the second-to-last record
+    cut = tmp_path / "cut.warc"
+    cut.write_bytes(src[:cut_at])
+    docs, report = _reader_run([cut])
+    (err,) = report["errors"]
+    assert err["uri"] == str(cut) and "truncated WARC: the file ends inside its last record" in err["error"]
+    assert "bytes missing" in err["error"] and "\n" not in err["error"]
+    truncated = [d for d in docs if rejection(d) == ("warc_reader", "truncated_record")]
+    assert len(truncated) == 1
+    whole, _ = _reader_run([TINY / "tiny-00000.warc.gz"])
+    complete = [d for d in docs if d not in truncated]
+    assert [d.id for d in complete] == [d.id for d in whole[: len(complete)]]
+    assert [d.text for d in complete] == [d.text for d in whole[: len(complete)]]
+    assert truncated[0].id == whole[len(complete)].id
+
+
 def test_missing_file_is_a_per_file_error(tmp_path):
     docs, report = _reader_run([tmp_path / "gone.warc.gz", TINY / "tiny-00001.warc.gz"])
     assert len(report["errors"]) == 1 and len(docs) == 12

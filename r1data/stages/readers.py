@@ -396,6 +396,15 @@ def _quiet_iterator_class():
     return QuietArchiveIterator
 
 
+def _missing_bytes(record) -> int:
+    """Bytes of ``record``'s declared Content-Length that the file did not have (0 when complete or
+    unknown); meaningful once the record's content has been read to its end."""
+    if record is None:
+        return 0
+    remaining = getattr(record.raw_stream, "limit", 0)
+    return remaining if isinstance(remaining, int) and remaining > 0 else 0
+
+
 #: decompressed bytes allowed per compressed byte (real WARCs: ~5; 1 GB of zeros: ~1000), and the
 #: size below which no ratio is checked
 MAX_RATIO = 100
@@ -531,7 +540,9 @@ class WarcReader(ReaderStage):
                 it = _QuietArchiveIterator(counting, file.uri)
                 timer, clock = self.stats.time_stats, time.perf_counter
                 t0 = clock()  # the reader's own time (parsing, decompression, decoding), not the stages' after it
+                last = None
                 for record in it:
+                    last = record
                     doc = self._record_to_doc(record, limit, file.uri, it)
                     self.pos_in_file = counting.pos
                     if doc is not None:
@@ -548,6 +559,11 @@ class WarcReader(ReaderStage):
             problem = it.checked.problem()
             if problem:
                 raise ShardError(file.uri, problem)
+            missing = _missing_bytes(last)
+            if missing:  # a plain WARC cut off inside its last record (gzip's own check is above)
+                url = last.rec_headers.get_header("WARC-Target-URI") or last.rec_headers.get_header("uri") or "?"
+                raise ShardError(file.uri, f"truncated WARC: the file ends inside its last record ({last.rec_type} {url}: "
+                                           f"{missing:,} of its {last.length:,} bytes missing)")
             if it.err_count:
                 from datatrove.utils.logging import logger
 
@@ -555,6 +571,8 @@ class WarcReader(ReaderStage):
 
     def _record_to_doc(self, record, limit: int, uri: str, it) -> Document | None:
         rtype = record.rec_type
+        if rtype is None:  # WARC-Type is mandatory: what warcio parsed out of this is not a record
+            raise ShardError(uri, "not a valid WARC/ARC file: a record without a WARC-Type header")
         if rtype not in ("response", "conversion"):
             return None  # request, metadata, warcinfo, revisit: not documents
         headers = record.rec_headers
@@ -577,6 +595,10 @@ class WarcReader(ReaderStage):
             url = headers.get_header("WARC-Target-URI")
             date = headers.get_header("WARC-Date")
         md = {"url": url, "date": date, "warc_type": rtype}
+        if len(payload) <= limit and _missing_bytes(record):  # the file ends inside this record: its text is cut short
+            doc = Document(text="", id=rid or url, metadata=md)
+            reject(doc, self.label, "truncated_record")
+            return doc
         if rtype == "conversion":  # WET: text already extracted by Common Crawl
             doc = Document(text="", id=rid or url, metadata=md | {"content_type": "text/plain", "_extracted": True})
             if self._decode(doc, payload, "utf-8", html=False) and self.config.decoding == "browser":
