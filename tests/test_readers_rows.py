@@ -72,6 +72,44 @@ def test_rows_missing_fields_or_text_are_rejected_with_reasons(tmp_path):
     assert [reason(d) for d in plain] == ["missing_text_field"] * 3 + ["empty_text", "missing_text_field", "invalid_json"]
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_line_that_is_not_utf8_is_one_rejected_row(tmp_path, compressed):
+    """One Latin-1 byte in line 8 of 300: that row is rejected as invalid_utf8 (line number and byte
+    in its error) and the other 299 are read. A text stream used to fail on the whole 8 KB block:
+    the file was an error and every row of it lost."""
+    rows = [json.dumps({"text": f"row {i}: " + "word " * 20}) for i in range(300)]
+    data = ("\n".join(rows) + "\n").encode().replace(b"row 7:", b"row 7 caf\xe9:")
+    f = tmp_path / ("rows.jsonl.gz" if compressed else "rows.jsonl")
+    f.write_bytes(gzip.compress(data) if compressed else data)
+    docs = read(JsonlReader, f, source="qa")
+    assert read.report["errors"] == []
+    assert len(docs) == 300 and [reason(d) for d in docs].count(None) == 299
+    bad = docs[7]
+    assert reason(bad) == "invalid_utf8" and bad.metadata["error"].startswith("line 8: not UTF-8")
+    assert bad.text.startswith('{"text": "row 7 caf\ufffd:')
+    assert [d.text for d in docs[8:10]] == [f"row {i}: " + "word " * 20 for i in (8, 9)]
+
+
+def test_truncated_gzip_jsonl_keeps_the_rows_before_the_cut(tmp_path):
+    rows = [json.dumps({"text": f"row {i} " + "x" * 200}) for i in range(3000)]
+    whole = gzip.compress(("\n".join(rows) + "\n").encode(), compresslevel=1)
+    f = tmp_path / "cut.jsonl.gz"
+    f.write_bytes(whole[: len(whole) // 2])
+    docs = read(JsonlReader, f, source="qa")
+    (err,) = read.report["errors"]
+    assert "truncated file" in err["error"] and 1000 < len(docs) < 3000
+    assert [d.text for d in docs] == [f"row {i} " + "x" * 200 for i in range(len(docs))]
+
+
+def test_byte_order_mark_before_json_lines_or_an_array(tmp_path):
+    rows = [{"text": "first"}, {"text": "second"}]
+    lines, array = tmp_path / "bom.jsonl", tmp_path / "bom.json"
+    lines.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r) for r in rows).encode())
+    array.write_bytes(b"\xef\xbb\xbf \n" + json.dumps(rows).encode())
+    for f in (lines, array):
+        assert [(d.text, reason(d)) for d in read(JsonlReader, f, source="qa")] == [("first", None), ("second", None)]
+
+
 def test_core_columns_mapping_and_reserved_names(tmp_path):
     f = tmp_path / "pages.jsonl.gz"
     row = {"uid": 7, "body": "hello", "link": "https://x.org/a", "created": "2024-05-01", "source": "crawl-7",

@@ -720,63 +720,87 @@ class JsonlReader(_RowReader):
     example = _ROW_EXAMPLE.format(name="jsonl_reader")
 
     def read_file(self, file: InputFile) -> Iterator[Document]:
+        # Read as bytes and decode line by line: a line that is not UTF-8 is one rejected row
+        # (invalid_utf8), not the end of the file (a text stream fails on the whole 8 KB block
+        # around it, losing the rows before it as well as after).
+        import smart_open
+
+        cap = int(self.config.max_line_mb * 2**20)
         try:
-            fh = open_text(file.uri)
+            fh = smart_open.open(file.uri, "rb")  # decompressed by the file's suffix
             with fh:
                 first = fh.read(1)
+                if first == b"\xef":  # a UTF-8 byte order mark is skipped; other bytes stay for the line's check
+                    rest = fh.read(2)
+                    first = fh.read(1) if rest == b"\xbb\xbf" else first + rest
                 while first and first.isspace():
                     first = fh.read(1)
-                if first == "[":  # a JSON array of rows, not JSON Lines
-                    cap = int(self.config.max_line_mb * 2**20)
-                    data = fh.read(cap + 1)
+                if first[:1] == b"[":  # a JSON array of rows, not JSON Lines
+                    data = first + fh.read(cap + 1)
                     if len(data) > cap:
-                        raise ShardError(file.uri, f"input_too_large: a JSON array longer than {cap:,} characters; write it as JSON Lines")
-                    yield from self._array(first + data, file.uri)
+                        raise ShardError(file.uri, f"input_too_large: a JSON array longer than {cap:,} bytes; write it as JSON Lines")
+                    try:
+                        text = data.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise ShardError(file.uri, f"not UTF-8 text (byte {e.start}): convert it or use another reader") from None
+                    yield from self._array(text, file.uri)
                     return
-                yield from self._lines(first + fh.readline(int(self.config.max_line_mb * 2**20)), fh, file.uri)
+                yield from self._lines(first + fh.readline(cap), fh, file.uri)
         except OSError as e:
             raise ShardError(file.uri, f"cannot read: {e}") from None
-        except UnicodeDecodeError as e:
-            raise ShardError(file.uri, f"not UTF-8 text (byte {e.start}): convert it or use another reader") from None
         except EOFError as e:
             raise ShardError(file.uri, f"truncated file (compressed stream ended early): {e}") from None
 
-    def _lines(self, head: str, fh, uri: str) -> Iterator[Document]:
+    def _lines(self, head: bytes, fh, uri: str) -> Iterator[Document]:
         cap = int(self.config.max_line_mb * 2**20)
         n = -1
         pending = head
+        not_utf8 = 0
         while True:
             line = pending if pending is not None else fh.readline(cap + 1)
             pending = None
             if not line:
-                return
+                break
             n += 1
-            if len(line) > cap and not line.endswith("\n"):
+            if len(line) > cap and not line.endswith(b"\n"):
                 skipped = len(line)
-                while line and not line.endswith("\n"):  # skip the rest without keeping it
+                while line and not line.endswith(b"\n"):  # skip the rest without keeping it
                     line = fh.readline(2**20)
                     skipped += len(line)
                 doc = Document(
-                    text="", id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {skipped:,} characters (limit {cap:,})"}
+                    text="", id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {skipped:,} bytes (limit {cap:,})"}
                 )
                 reject(doc, self.label, "line_too_long")
                 from datatrove.utils.logging import logger
 
-                logger.warning(f"{uri}: line {n + 1} has {skipped:,} characters, over max_line_mb: dropped as line_too_long")
+                logger.warning(f"{uri}: line {n + 1} has {skipped:,} bytes, over max_line_mb: dropped as line_too_long")
                 yield doc
                 continue
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                not_utf8 += 1
+                doc = Document(text=line[:10000].decode("utf-8", "replace"), id=_row_id(self.source, uri, n),
+                               metadata={"error": f"line {n + 1}: not UTF-8 (byte {e.start} of the line: {line[e.start:e.start + 4]!r})"})
+                reject(doc, self.label, "invalid_utf8")
+                yield doc
+                continue
+            try:
+                row = json.loads(text)
             except json.JSONDecodeError as e:
-                doc = Document(text=line[:10000], id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {e.msg}"})
+                doc = Document(text=text[:10000], id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {e.msg}"})
                 reject(doc, self.label, "invalid_json")
                 yield doc
                 continue
             if not isinstance(row, dict):
                 row = {"value": row}
             yield self._to_doc(row, uri, n)
+        if not_utf8:
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{uri}: {not_utf8:,} of {n + 1:,} lines are not UTF-8: dropped as invalid_utf8")
 
     def _array(self, data: str, uri: str) -> Iterator[Document]:
         try:
