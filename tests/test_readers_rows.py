@@ -101,6 +101,22 @@ def test_truncated_gzip_jsonl_keeps_the_rows_before_the_cut(tmp_path):
     assert [d.text for d in docs] == [f"row {i} " + "x" * 200 for i in range(len(docs))]
 
 
+def test_a_csv_line_that_does_not_decode_costs_its_row_not_the_file(tmp_path):
+    """A UTF-8 CSV (CRLF, a quoted field over two lines) with one Latin-1 byte: that row is
+    rejected as invalid_encoding, the other rows are read with the same text a text stream gives."""
+    lines = ["q,a"] + [f"What is {i}?,It is {i}." for i in range(200)] + ['"two\r\nlines",x']
+    good = ("\r\n".join(lines) + "\r\n").encode()
+    f = tmp_path / "rows.csv"
+    f.write_bytes(good.replace(b"What is 7?", b"What is caf\xe9 7?"))
+    docs = read(CsvReader, f, source="qa", template="{q} {a}")
+    assert read.report["errors"] == [] and len(docs) == 201
+    assert [reason(d) for d in docs].count("invalid_encoding") == 1 and reason(docs[7]) == "invalid_encoding"
+    assert docs[7].metadata["error"].startswith("line 9: not utf-8-sig") and "caf\ufffd" in docs[7].text
+    assert docs[8].text == "What is 8? It is 8." and docs[200].text == "two\nlines x"
+    (tmp_path / "ok.csv").write_bytes(good)
+    assert [d.text for d in read(CsvReader, tmp_path / "ok.csv", source="qa", template="{q} {a}")][8:] == [d.text for d in docs[8:]]
+
+
 def test_byte_order_mark_before_json_lines_or_an_array(tmp_path):
     rows = [{"text": "first"}, {"text": "second"}]
     lines, array = tmp_path / "bom.jsonl", tmp_path / "bom.json"
@@ -169,13 +185,20 @@ def test_tsv_without_header_and_gzip(tmp_path):
         CsvReaderConfig(source="t", header=False)
 
 
-def test_csv_bad_encoding_is_an_input_error(tmp_path):
+def test_csv_in_another_encoding_is_rejected_row_by_row(tmp_path, caplog):
+    """A Latin-1 file read as UTF-8: its non-ASCII rows are rejected (invalid_encoding, kept with
+    U+FFFD in rejected/) and one warning line names the file and says to set encoding:; ASCII rows
+    are read. With the right encoding every row is read."""
     f = tmp_path / "latin.csv"
-    f.write_bytes("text\ncaf\xe9\n".encode("latin-1"))
-    assert read(CsvReader, f, source="t") == []
-    assert "not utf-8-sig text" in read.report["errors"][0]["error"]
-    [d] = read(CsvReader, f, source="t", encoding="latin-1")
-    assert d.text == "café"
+    f.write_bytes("text\ncaf\xe9\nplain\n".encode("latin-1"))
+    docs = read(CsvReader, f, source="t")
+    assert [(d.text, reason(d)) for d in docs] == [("caf\ufffd", "invalid_encoding"), ("plain", None)]
+    assert read.report["errors"] == []
+    d1, d2 = read(CsvReader, f, source="t", encoding="latin-1")
+    assert (d1.text, d2.text) == ("café", "plain")
+    u16 = tmp_path / "utf16.csv"  # not ASCII-compatible: read as a text stream, as before
+    u16.write_bytes("text\ncafé\n".encode("utf-16"))
+    assert [d.text for d in read(CsvReader, u16, source="t", encoding="utf-16")] == ["café"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -878,10 +878,16 @@ class _LineTooLong(Exception):
 
 class _BoundedLines:
     """Lines of a text file, none longer than ``cap`` characters held: a longer one is skipped to
-    its end unread and reported by raising ``_LineTooLong`` (the iterator goes on after it)."""
+    its end unread and reported by raising ``_LineTooLong`` (the iterator goes on after it).
 
-    def __init__(self, fh, cap: int):
+    With ``encoding``, ``fh`` is a binary stream of an ASCII-compatible encoding and each line is
+    decoded alone: a line that does not decode is shown with U+FFFD and its number kept in ``bad``
+    (the reader rejects the row it belongs to), instead of failing the whole file."""
+
+    def __init__(self, fh, cap: int, encoding: str | None = None):
         self.fh, self.cap, self.count = fh, cap, 0
+        self.encoding, self.bad = encoding, set()
+        self._nl = "\n" if encoding is None else b"\n"
 
     def __iter__(self):
         return self
@@ -891,13 +897,36 @@ class _BoundedLines:
         if not line:
             raise StopIteration
         self.count += 1
-        if len(line) > self.cap and not line.endswith("\n"):
+        if len(line) > self.cap and not line.endswith(self._nl):
             size = len(line)
-            while line and not line.endswith("\n"):
+            while line and not line.endswith(self._nl):
                 line = self.fh.readline(2**20)
                 size += len(line)
             raise _LineTooLong(f"line {self.count}: {size:,} characters (limit {self.cap:,}, max_line_mb)")
-        return line
+        if self.encoding is None:
+            return line
+        encoding = self.encoding
+        if encoding == "utf-8-sig" and self.count > 1:
+            encoding = "utf-8"  # only the first line may start with the byte order mark
+        try:
+            s = line.decode(encoding)
+        except UnicodeDecodeError:
+            self.bad.add(self.count)
+            s = line.decode(encoding, "replace")
+        return s[:-2] + "\n" if s.endswith("\r\n") else s  # as a text stream's universal newlines give it
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether lines of ``encoding`` can be split on the byte ``\\n`` and decoded one by one."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "utf-8-sig"):
+        return True
+    try:
+        return '\n,;\t"a0'.encode(name) == b'\n,;\t"a0' and not name.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
+    except (UnicodeError, LookupError):
+        return False
 
 
 @register
@@ -926,12 +955,19 @@ class CsvReader(_RowReader):
         cap = int(c.max_line_mb * 2**20)
         csv.field_size_limit(min(sys.maxsize, cap))
         try:
-            fh = open_text(file.uri, encoding=c.encoding)
+            per_line = _ascii_compatible(c.encoding)
+            if per_line:  # bytes, decoded line by line: a bad line costs its row, not the file
+                import smart_open
+
+                fh = smart_open.open(file.uri, "rb")
+            else:
+                fh = open_text(file.uri, encoding=c.encoding)
         except (OSError, LookupError) as e:
             raise ShardError(file.uri, f"cannot open: {e}") from None
         with fh:
-            lines = _BoundedLines(fh, cap)
+            lines = _BoundedLines(fh, cap, c.encoding if per_line else None)
             reader = csv.reader(lines, delimiter=delimiter, quotechar=c.quotechar)
+            not_decoded = 0
             try:
                 names = list(c.columns) if c.columns else None
                 if c.header:
@@ -941,6 +977,7 @@ class CsvReader(_RowReader):
                     names = names or [h.strip() for h in first]
                 n = 0
                 while True:
+                    first_line = reader.line_num + 1
                     try:
                         values = next(reader)
                     except StopIteration:
@@ -962,6 +999,15 @@ class CsvReader(_RowReader):
                         continue
                     if not values:
                         continue
+                    bad = sorted(k for k in range(first_line, reader.line_num + 1) if k in lines.bad)
+                    if bad:
+                        not_decoded += 1
+                        doc = Document(text=delimiter.join(values), id=_row_id(self.source, file.uri, n),
+                                       metadata={"error": f"line {bad[0]}: not {c.encoding} (shown with U+FFFD)"})
+                        reject(doc, self.label, "invalid_encoding")
+                        n += 1
+                        yield doc
+                        continue
                     row = dict(zip(names, values))
                     if len(values) > len(names):
                         row["extra_fields"] = values[len(names):]
@@ -969,3 +1015,8 @@ class CsvReader(_RowReader):
                     n += 1
             except UnicodeDecodeError as e:
                 raise ShardError(file.uri, f"not {c.encoding} text (byte {e.start}); set encoding:") from None
+            if not_decoded or (c.header and 1 in lines.bad):
+                from datatrove.utils.logging import logger
+
+                logger.warning(f"{file.uri}: {len(lines.bad):,} of {lines.count:,} lines are not {c.encoding}: their rows "
+                               f"dropped as invalid_encoding (if the whole file is in another encoding, set encoding:)")
