@@ -287,6 +287,35 @@ def test_corrupt_archive_is_an_input_error_not_a_crash(tmp_path):
     assert "tar archive" in reader.report["errors"][0]["error"]
 
 
+def test_truncated_tar_keeps_the_files_before_the_cut(tmp_path):
+    """A .tar.gz cut in half: the files before the cut are read, the file the cut runs through is
+    rejected as unreadable, and the archive is named in one line. The first pass over the archive
+    (licences, limits) used to fail on the cut and lose every file."""
+    import random
+
+    rng = random.Random(0)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):  # random numbers: the archive does not compress away
+        (src / f"m{i:02d}.py").write_text("\n".join(f"def f{i}_{k}(x):\n    return x * {rng.randint(0, 10**9)}" for k in range(200)))
+    whole = tmp_path / "whole.tar.gz"
+    with tarfile.open(whole, "w:gz") as tf:
+        for f in sorted(src.iterdir()):
+            tf.add(f, arcname=f"src/{f.name}")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    reader = CodeReader(CodeReaderConfig())
+    reader.files = [InputFile(index=0, uri=str(cut))]
+    docs = list(reader.run(None, 0, 1))
+    [err] = reader.report["errors"]
+    assert err["uri"] == str(cut) and err["error"].startswith("corrupt tar archive")
+    kept = [d for d in docs if reason(d) is None]
+    assert 10 < len(kept) < 40 and [reason(d) for d in docs[len(kept):]] == ["unreadable"]
+    full = {d.metadata["path"]: d.text for d in read(whole)}
+    assert all(full[d.metadata["path"]] == d.text for d in kept)
+
+
 # --------------------------------------------------------------------------------------------
 # language table
 

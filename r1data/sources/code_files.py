@@ -376,6 +376,7 @@ class TarRoot(Root):
         self.limits = limits
         self.exclude = _excluder(exclude)
         self._licences: dict[str, str] = {}
+        self._corrupt: str | None = None
         self._survey(os.path.getsize(uri))
 
     def _open(self):
@@ -406,7 +407,11 @@ class TarRoot(Root):
                         if fh is not None:
                             candidates.append((m.name, fh.read()))
             except (tarfile.TarError, EOFError, OSError) as e:
-                raise OSError(f"corrupt tar archive: {e}") from None
+                # truncated or corrupt part-way: the entries before it are still read (entries()
+                # stops at the same place and names the problem)
+                self._corrupt = f"corrupt tar archive: {e}"
+                if not names:
+                    raise OSError(self._corrupt) from None
         ratio = total / max(archive_size, 1)
         if total > RATIO_FLOOR_BYTES and ratio > lim.max_ratio:
             raise ArchiveRefused("zip_bomb", f"expands {ratio:,.0f} times its size ({total:,} bytes from {archive_size:,}), over max_compression_ratio {lim.max_ratio:g}")
@@ -444,11 +449,16 @@ class TarRoot(Root):
                         yield Entry(rel, m.size, lambda n, mm=m: self._read(tf, mm, n))
             except (tarfile.TarError, EOFError) as e:
                 raise OSError(f"corrupt tar archive: {e}") from None
+        if self._corrupt:
+            raise OSError(self._corrupt)
 
     @staticmethod
     def _read(tf: tarfile.TarFile, m: tarfile.TarInfo, limit: int) -> bytes:
-        fh = tf.extractfile(m)
-        return fh.read(limit) if fh is not None else b""
+        try:
+            fh = tf.extractfile(m)
+            return fh.read(limit) if fh is not None else b""
+        except (tarfile.TarError, EOFError) as e:  # the archive ends inside this member: it is unreadable
+            raise OSError(f"corrupt tar archive: {e}") from None
 
 
 def open_root(uri: str, limits: Limits, *, exclude: list[str] = (), gitignore: bool = True, follow_symlinks: bool = False) -> Root:
