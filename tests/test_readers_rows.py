@@ -205,6 +205,23 @@ def test_csv_in_another_encoding_is_rejected_row_by_row(tmp_path, caplog):
 # Parquet, and r1data's own shards read back
 
 
+def test_a_corrupt_parquet_row_group_costs_its_rows_not_the_rest(tmp_path):
+    """Zeros over the middle of a Parquet file of ten row groups: the row group they hit is named
+    (with its row range) and the row groups after it are still read, with their own row ids."""
+    f = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": [f"row {i} " + "x" * 300 for i in range(5000)]}), f, row_group_size=500)
+    data = bytearray(f.read_bytes())
+    k = len(data) // 2
+    data[k : k + 200] = bytes(200)
+    f.write_bytes(bytes(data))
+    docs = read(ParquetReader, f, source="web")
+    (err,) = read.report["errors"]
+    assert "corrupt Parquet data in row group" in err["error"] and "the other row groups were read" in err["error"]
+    assert 4000 <= len(docs) < 5000
+    texts = {d.id: d.text for d in docs}
+    assert texts["web:t.parquet#4999"] == "row 4999 " + "x" * 300 and texts["web:t.parquet#0"] == "row 0 " + "x" * 300
+
+
 def test_parquet_with_field_mapping_reads_only_needed_columns(tmp_path):
     f = tmp_path / "t.parquet"
     pq.write_table(pa.table({"q": ["a?", "b?"], "a": ["1", "2"], "big": ["x" * 10, "y" * 10], "keep": [1, 2],

@@ -837,14 +837,21 @@ class ParquetReader(_RowReader):
         r1data_shard = b"r1data.schema_version" in meta or {"id", "text", "source", "input_file", "input_index", "record_index"} <= names
         columns = self._columns(names, r1data_shard)
         n = 0
+        lost: list[str] = []
         with fh:
-            try:
-                for batch in pf.iter_batches(batch_size=1024, columns=columns):
-                    for row in batch.to_pylist():
-                        yield self._to_doc(row, file.uri, n, r1data_shard)
-                        n += 1
-            except Exception as e:  # a corrupt row group: keep what was read
-                raise ShardError(file.uri, f"corrupt Parquet data after row {n}: {e}") from None
+            for g in range(pf.num_row_groups):  # one by one: a corrupt row group costs its rows, not the rest
+                start, rows = n, pf.metadata.row_group(g).num_rows
+                try:
+                    for batch in pf.iter_batches(batch_size=1024, columns=columns, row_groups=[g]):
+                        for row in batch.to_pylist():
+                            yield self._to_doc(row, file.uri, n, r1data_shard)
+                            n += 1
+                except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for bad pages
+                    lost.append(f"row group {g} (rows {n:,} to {start + rows - 1:,}): {' '.join(str(e).split())[:200]}")
+                    n = start + rows
+        if lost:
+            more = f" and {len(lost) - 1} more" if len(lost) > 1 else ""
+            raise ShardError(file.uri, f"corrupt Parquet data in {lost[0]}{more}; the other row groups were read")
 
     def _columns(self, names: set[str], r1data_shard: bool) -> list[str] | None:
         """Only the columns the mapping uses, when ``meta_fields`` limits the metadata."""
