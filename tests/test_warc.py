@@ -149,6 +149,30 @@ def test_plain_warc_cut_inside_its_last_record_is_named(tmp_path):
     assert truncated[0].id == whole[len(complete)].id
 
 
+def test_damaged_members_in_the_middle_cost_their_records_only(tmp_path):
+    """Common Crawl compresses each record alone. Bytes flipped inside two members in the middle of
+    a real WARC: reading goes on from the next member that starts a record, only the two damaged
+    records are lost, every other document is read as from the intact file, and one line names the
+    file with the skipped byte ranges. (It used to stop at the first damage: half the file lost.)"""
+    import re
+
+    src = (SAMPLE / "web-00000.warc.gz").read_bytes()
+    whole, _ = _reader_run([SAMPLE / "web-00000.warc.gz"])
+    starts = [m.start() for m in re.finditer(rb"\x1f\x8b\x08", src)]
+    data = bytearray(src)
+    for k in (len(starts) // 3, 2 * len(starts) // 3):
+        at = starts[k] + 300
+        data[at : at + 16] = bytes(b ^ 0xA5 for b in data[at : at + 16])
+    bad = tmp_path / "damaged.warc.gz"
+    bad.write_bytes(bytes(data))
+    docs, report = _reader_run([bad])
+    (err,) = report["errors"]
+    assert err["uri"] == str(bad) and err["error"].startswith("2 damaged part(s) skipped") and "\n" not in err["error"]
+    assert len(docs) == len(whole) - 2
+    got = {d.id: d.text for d in docs}
+    assert all(got[d.id] == d.text for d in whole if d.id in got)
+
+
 def test_missing_file_is_a_per_file_error(tmp_path):
     docs, report = _reader_run([tmp_path / "gone.warc.gz", TINY / "tiny-00001.warc.gz"])
     assert len(report["errors"]) == 1 and len(docs) == 12

@@ -333,7 +333,7 @@ class ReaderStage(Stage):
                 one_line = " ".join(error.split())
                 from r1data.paths import escape_surrogates
 
-                logger.warning(f"corrupt input {escape_surrogates(file.uri)}: {one_line} (kept the {n} documents read before it)")
+                logger.warning(f"corrupt input {escape_surrogates(file.uri)}: {one_line} (kept the {n} documents read from it)")
                 entry["error"] = one_line
                 self.report["errors"].append({"uri": file.uri, "error": one_line, "documents_before_error": n})
                 self.stat_update("input_errors")

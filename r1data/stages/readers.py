@@ -396,6 +396,29 @@ def _quiet_iterator_class():
     return QuietArchiveIterator
 
 
+def _next_warc_member(stream, start: int, window: int = 1 << 20) -> int | None:
+    """The offset of the first gzip member at or after ``start`` whose text begins a WARC record
+    (``WARC/``), or None; ``stream`` is seekable and is left anywhere."""
+    pos = start
+    while True:
+        stream.seek(pos)
+        block = stream.read(window + 4096)
+        if len(block) < 18:
+            return None
+        i = block.find(b"\x1f\x8b\x08")
+        while 0 <= i < window:
+            try:
+                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(block[i : i + 4096], 16)
+            except zlib.error:
+                head = b""
+            if head.startswith(b"WARC/"):
+                return pos + i
+            i = block.find(b"\x1f\x8b\x08", i + 1)
+        if len(block) <= window:
+            return None
+        pos += window
+
+
 def _missing_bytes(record) -> int:
     """Bytes of ``record``'s declared Content-Length that the file did not have (0 when complete or
     unknown); meaningful once the record's content has been read to its end."""
@@ -523,51 +546,84 @@ class WarcReader(ReaderStage):
             reject(doc, self.label, "encoding_suspect")
 
     def read_file(self, file: InputFile) -> Iterator[Document]:
-        from warcio.exceptions import ArchiveLoadFailed
-
-        _QuietArchiveIterator = _quiet_iterator_class()
-
         limit = int(self.config.max_payload_mb * 2**20)
         try:
             stream = open_binary(file.uri)
         except OSError as e:
             raise ShardError(file.uri, f"cannot open: {e}") from None
+        skipped: list[str] = []
         with stream:
-            counting = _CountingStream(stream)
-            self.pos_in_file = 0  # bytes of this input consumed so far (the progress line's ETA)
-            it = None
-            try:
-                it = _QuietArchiveIterator(counting, file.uri)
-                timer, clock = self.stats.time_stats, time.perf_counter
-                t0 = clock()  # the reader's own time (parsing, decompression, decoding), not the stages' after it
-                last = None
-                for record in it:
-                    last = record
-                    doc = self._record_to_doc(record, limit, file.uri, it)
-                    self.pos_in_file = counting.pos
-                    if doc is not None:
-                        timer.update(clock() - t0)
-                        yield doc
-                        t0 = clock()
-            except ArchiveLoadFailed as e:
-                what = " ".join(str(e).split(", first line")[0].split())[:200]
-                raise ShardError(file.uri, f"not a valid WARC/ARC file: {what}") from None
-            except (EOFError, zlib.error) as e:
-                raise ShardError(file.uri, f"truncated or corrupt compressed stream: {e}") from None
-            finally:
-                self.pos_in_file = 0
-            problem = it.checked.problem()
-            if problem:
-                raise ShardError(file.uri, problem)
-            missing = _missing_bytes(last)
-            if missing:  # a plain WARC cut off inside its last record (gzip's own check is above)
-                url = last.rec_headers.get_header("WARC-Target-URI") or last.rec_headers.get_header("uri") or "?"
-                raise ShardError(file.uri, f"truncated WARC: the file ends inside its last record ({last.rec_type} {url}: "
-                                           f"{missing:,} of its {last.length:,} bytes missing)")
-            if it.err_count:
+            offset = 0
+            while True:
+                problem = yield from self._read_segment(stream, offset, file.uri, limit)
+                if problem is None:
+                    break
+                message, bad_start, gzipped = problem
+                # Common Crawl's WARCs compress each record alone: after a damaged member, reading
+                # goes on from the next member that starts a WARC record.
+                resume = None
+                if gzipped and stream.seekable():
+                    resume = _next_warc_member(stream, bad_start + 1)
+                if resume is None:
+                    if skipped:
+                        message += f" (before it, {len(skipped)} damaged part(s) were skipped: {'; '.join(skipped)})"
+                    raise ShardError(file.uri, message)
+                skipped.append(f"{message}: bytes {bad_start:,} to {resume:,}")
                 from datatrove.utils.logging import logger
 
-                logger.warning(f"{file.uri}: {it.err_count} record(s) not followed by a blank line (wrong Content-Length?)")
+                logger.warning(f"{file.uri}: {skipped[-1]} skipped; reading goes on from the next record")
+                offset = resume
+        if skipped:
+            raise ShardError(file.uri, f"{len(skipped)} damaged part(s) skipped, the records after them read: {'; '.join(skipped)}")
+
+    def _read_segment(self, stream, offset: int, uri: str, limit: int):
+        """Yield the documents of the WARC from byte ``offset`` on. Returns None at a clean end, or
+        (problem, byte where the damaged record starts, whether the file is gzip) when reading breaks;
+        raises ``ShardError`` for problems no resynchronisation can help."""
+        from warcio.exceptions import ArchiveLoadFailed
+
+        _QuietArchiveIterator = _quiet_iterator_class()
+
+        if offset:
+            stream.seek(offset)
+        counting = _CountingStream(stream)
+        self.pos_in_file = offset  # bytes of this input consumed so far (the progress line's ETA)
+        it = None
+        last = None
+        try:
+            it = _QuietArchiveIterator(counting, uri)
+            timer, clock = self.stats.time_stats, time.perf_counter
+            t0 = clock()  # the reader's own time (parsing, decompression, decoding), not the stages' after it
+            for record in it:
+                last = record
+                doc = self._record_to_doc(record, limit, uri, it)
+                self.pos_in_file = offset + counting.pos
+                if doc is not None:
+                    timer.update(clock() - t0)
+                    yield doc
+                    t0 = clock()
+            problem = it.checked.problem()
+        except ArchiveLoadFailed as e:
+            what = " ".join(str(e).split(", first line")[0].split())[:200]
+            problem = (it.checked.problem() if it is not None else None) or f"not a valid WARC/ARC file: {what}"
+        except (EOFError, zlib.error) as e:
+            problem = f"truncated or corrupt compressed stream: {e}"
+        finally:
+            self.pos_in_file = 0
+        if problem:
+            gzipped = it is not None and it.checked.is_gzip
+            bad_start = offset + (getattr(it, "offset", 0) or 0 if it is not None else 0)
+            return problem, bad_start, gzipped
+        missing = _missing_bytes(last)
+        if missing:  # a plain WARC cut off inside its last record (gzip's own check is above)
+            url = last.rec_headers.get_header("WARC-Target-URI") or last.rec_headers.get_header("uri") or "?"
+            raise ShardError(uri, f"truncated WARC: the file ends inside its last record ({last.rec_type} {url}: "
+                                  f"{missing:,} of its {last.length:,} bytes missing)")
+        if it.err_count:
+            from datatrove.utils.logging import logger
+
+            logger.warning(f"{uri}: {it.err_count} record(s) not followed by a blank line (wrong Content-Length?)")
+        return None
 
     def _record_to_doc(self, record, limit: int, uri: str, it) -> Document | None:
         rtype = record.rec_type

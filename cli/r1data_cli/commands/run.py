@@ -352,7 +352,7 @@ def _print_summary(result, plan) -> None:
     if broken:
         con.print(f"[bold red]{len(broken)} input file(s) could not be fully read[/] (named in the manifest):")
         for e in broken:
-            con.print(f"  {e['uri']}: {e['error']} ({e['documents_before_error']} documents read before it)", markup=False)
+            con.print(f"  {e['uri']}: {e['error']} ({e['documents_before_error']} documents read from it)", markup=False)
     if empty:
         con.print(f"[bold red]{len(empty)} input(s) gave no documents[/] (named in the manifest):")
         for e in empty:
