@@ -126,6 +126,18 @@ def test_byte_order_mark_before_json_lines_or_an_array(tmp_path):
         assert [(d.text, reason(d)) for d in read(JsonlReader, f, source="qa")] == [("first", None), ("second", None)]
 
 
+def test_json_lines_ending_in_cr_crlf_or_lf_read_alike(tmp_path):
+    """Lines ended by CR alone (old Mac), CRLF or LF give the same rows and row ids, as a text
+    stream's universal newlines did before the reader read bytes."""
+    rows = [json.dumps({"text": f"row {i}"}) for i in range(5)]
+    got = {}
+    for name, sep in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        f = tmp_path / f"{name}.jsonl"
+        f.write_bytes((sep.join(rows) + sep).encode())
+        got[name] = [(d.id.split("#")[1], d.text, reason(d)) for d in read(JsonlReader, f, source="qa")]
+    assert got["lf"] == got["crlf"] == got["cr"] == [(str(i), f"row {i}", None) for i in range(5)]
+
+
 def test_core_columns_mapping_and_reserved_names(tmp_path):
     f = tmp_path / "pages.jsonl.gz"
     row = {"uid": 7, "body": "hello", "link": "https://x.org/a", "created": "2024-05-01", "source": "crawl-7",

@@ -832,27 +832,34 @@ class JsonlReader(_RowReader):
                 logger.warning(f"{uri}: line {n + 1} has {skipped:,} bytes, over max_line_mb: dropped as line_too_long")
                 yield doc
                 continue
-            if not line.strip():
-                continue
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                not_utf8 += 1
-                doc = Document(text=line[:10000].decode("utf-8", "replace"), id=_row_id(self.source, uri, n),
-                               metadata={"error": f"line {n + 1}: not UTF-8 (byte {e.start} of the line: {line[e.start:e.start + 4]!r})"})
-                reject(doc, self.label, "invalid_utf8")
-                yield doc
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                doc = Document(text=text[:10000], id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {e.msg}"})
-                reject(doc, self.label, "invalid_json")
-                yield doc
-                continue
-            if not isinstance(row, dict):
-                row = {"value": row}
-            yield self._to_doc(row, uri, n)
+            body = line.rstrip(b"\r\n")
+            # a lone CR ends a line too (old Mac files), as a text stream's universal newlines have it;
+            # JSON strings cannot hold a raw CR, so splitting there never cuts a row
+            pieces = body.split(b"\r") if b"\r" in body else [line]
+            for k, piece in enumerate(pieces):
+                if k:
+                    n += 1
+                if not piece.strip():
+                    continue
+                try:
+                    text = piece.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    not_utf8 += 1
+                    doc = Document(text=piece[:10000].decode("utf-8", "replace"), id=_row_id(self.source, uri, n),
+                                   metadata={"error": f"line {n + 1}: not UTF-8 (byte {e.start} of the line: {piece[e.start:e.start + 4]!r})"})
+                    reject(doc, self.label, "invalid_utf8")
+                    yield doc
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as e:
+                    doc = Document(text=text[:10000], id=_row_id(self.source, uri, n), metadata={"error": f"line {n + 1}: {e.msg}"})
+                    reject(doc, self.label, "invalid_json")
+                    yield doc
+                    continue
+                if not isinstance(row, dict):
+                    row = {"value": row}
+                yield self._to_doc(row, uri, n)
         if not_utf8:
             from datatrove.utils.logging import logger
 
