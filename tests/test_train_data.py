@@ -103,6 +103,38 @@ def test_bad_shards(tokens, tmp_path):
         PackedStream(open_token_shards(empty), "train", 0.0, shuffle=False, seed=0).read(10)
 
 
+def test_shards_must_be_the_ones_the_manifest_lists(tokens, tmp_path):
+    """A token folder is trained on only as its manifest describes it: a listed shard that is
+    missing (a partial copy), a .parquet file it does not list, or a shard with another row count
+    is one InputError line, not a quiet run on part of the data."""
+    import json
+    import shutil
+
+    manifest = json.loads((tokens / "manifest.json").read_text())
+    names = [o["path"] for o in manifest["outputs"]]
+    assert names and open_token_shards(tokens).files  # the intact folder opens
+
+    partial = tmp_path / "partial"
+    shutil.copytree(tokens, partial)
+    m = dict(manifest, outputs=manifest["outputs"] + [dict(manifest["outputs"][0], path="part-09999.parquet")])
+    (partial / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(InputError, match=r"1 of the \d+ shards .* are missing \(part-09999.parquet\)"):
+        open_token_shards(partial)
+
+    stray = tmp_path / "stray"
+    shutil.copytree(tokens, stray)
+    shutil.copy(stray / names[0], stray / "extra.parquet")
+    with pytest.raises(InputError, match=r"does not list \(extra.parquet\)"):
+        open_token_shards(stray)
+
+    replaced = tmp_path / "replaced"
+    shutil.copytree(tokens, replaced)
+    table = pq.read_table(replaced / names[0])
+    pq.write_table(table.slice(0, max(table.num_rows - 1, 0)), replaced / names[0])
+    with pytest.raises(InputError, match="rows where manifest.json lists"):
+        open_token_shards(replaced)
+
+
 @settings(max_examples=25, deadline=None)
 @given(docs=st.lists(st.lists(st.integers(0, 999), min_size=0, max_size=40), min_size=1, max_size=30),
        rg_rows=st.integers(1, 7), chunk=st.integers(1, 50))

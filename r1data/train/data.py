@@ -66,12 +66,27 @@ def open_token_shards(path: str | Path, where: str = "data.path") -> TokenShards
         files = [p]
     else:
         raise ConfigError(f"{where}: {p}: no such folder or file")
+    listed = {o["path"]: o for o in manifest.get("outputs", []) if isinstance(o, dict) and "path" in o}
+    if listed:  # the manifest says which shards make the data: a missing or stray one is not trained on quietly
+        found = {f.name for f in files}
+        missing = sorted(set(listed) - found)
+        stray = sorted(found - set(listed))
+        if missing:
+            raise InputError(f"{where}: {len(missing)} of the {len(listed)} shards {p / 'manifest.json'} lists are missing "
+                             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); copy them or encode again")
+        if stray:
+            raise InputError(f"{where}: {p} holds .parquet files {p / 'manifest.json'} does not list "
+                             f"({', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''}); move them out or encode again")
     units = []
     for i, f in enumerate(files):
         try:
             pf = pq.ParquetFile(f)
         except Exception as e:
             raise InputError(f"{f}: not a readable Parquet file ({e})") from None
+        want = listed.get(f.name, {}).get("rows")
+        if want is not None and pf.metadata.num_rows != want:
+            raise InputError(f"{f}: {pf.metadata.num_rows:,} rows where manifest.json lists {want:,}: "
+                             "not the shard that was encoded (copied partly, or replaced); encode again")
         names = pf.schema_arrow.names
         if "tokens" not in names or "id" not in names:
             raise ConfigError(f"{where}: {f} has no tokens/id columns (has: {', '.join(names)}); "
