@@ -174,10 +174,29 @@ def test_header_without_start_marker_is_cut_heuristically():
         (b"\x93quoted\x94", "\u201cquoted\u201d", "cp1252"),  # Windows smart quotes
         (b"caf\xe9 \x81", "café \x81", "latin-1"),  # a byte cp1252 leaves undefined
         ("café".encode("utf-16"), "café", "utf-16"),
+        (("The café opened. " * 8).encode("utf-16-le"), "The café opened. " * 8, "utf-16-le"),  # no byte-order mark
+        (("The café opened. " * 8).encode("utf-16-be"), "The café opened. " * 8, "utf-16-be"),
     ],
 )
 def test_decoding(data, text, codec):
     assert decode_text(data) == (text, codec)
+
+
+def test_utf16_without_a_byte_order_mark_is_text_not_binary(tmp_path):
+    """A book saved as UTF-16 without a BOM was rejected as binary (NUL bytes); the side its NULs
+    sit on says which byte order it is. Binary data with NULs on both sides stays binary."""
+    import random
+
+    from r1data.sources.gutenberg import looks_binary
+
+    text = "Chapter 1\n\n" + "The café was open and the people were glad of it. " * 100
+    for enc in ("utf-16-le", "utf-16-be"):
+        f = tmp_path / f"{enc}.txt"
+        f.write_bytes(text.encode(enc))
+        docs = read(f)
+        assert docs and not any(rejection(d) for d in docs) and "The café was open" in docs[0].text
+    assert looks_binary(b"\x00\x01" + random.Random(0).randbytes(4000))
+    assert looks_binary(bytes(range(256)) * 10)
 
 
 @given(st.binary(max_size=2000))

@@ -57,12 +57,36 @@ def declared_encoding(data: bytes) -> str | None:
     return m.group(1).decode("ascii", "ignore").strip().lower() if m else None
 
 
+def bomless_utf16(data: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` for UTF-16 text written without a byte-order mark, else None.
+
+    Text in a Latin script has a zero high byte in nearly every code unit, so in the first 8 KB the
+    NULs sit almost all on one side (odd offsets: little-endian; even: big-endian) and the other
+    side holds none; binary data has its NULs on both sides."""
+    head = data[:8000]
+    if len(head) < 64 or len(head) % 2:
+        head = head[: len(head) - len(head) % 2]
+        if len(head) < 64:
+            return None
+    even, odd = head[0::2], head[1::2]
+    n = len(even)
+    z_even, z_odd = even.count(0), odd.count(0)
+    if z_odd >= 0.9 * n and z_even <= 0.01 * n:
+        return "utf-16-le"
+    if z_even >= 0.9 * n and z_odd <= 0.01 * n:
+        return "utf-16-be"
+    return None
+
+
 def looks_binary(data: bytes) -> bool:
-    """True for data that is not text: a NUL byte in the first 8 KB (git's test), unless UTF-16/32."""
+    """True for data that is not text: a NUL byte in the first 8 KB (git's test), unless UTF-16/32
+    (with a byte-order mark, or UTF-16 without one: ``bomless_utf16``)."""
     head = data[:8000]
     if b"\x00" not in head:
         return False
-    return not any(head.startswith(bom) for bom, enc in _BOMS if enc != "utf-8-sig")
+    if any(head.startswith(bom) for bom, enc in _BOMS if enc != "utf-8-sig"):
+        return False
+    return bomless_utf16(data) is None
 
 
 # a well-formed UTF-8 multi-byte sequence (no overlongs, no surrogates, at most U+10FFFF)
@@ -116,6 +140,13 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
                 return data.decode(enc), enc
             except UnicodeDecodeError:
                 break
+    if b"\x00" in data[:8000]:
+        enc = bomless_utf16(data)
+        if enc:
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                pass
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
