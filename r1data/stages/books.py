@@ -21,9 +21,9 @@ _LATEX_SUFFIXES = (".tex", ".latex", ".ltx")
 
 def read_bytes(uri: str, limit: int) -> bytes:
     """Up to ``limit + 1`` bytes of a (possibly compressed, possibly remote) file."""
-    import smart_open
+    from r1data.stages.readers import open_decompressed
 
-    with smart_open.open(uri, "rb", compression="infer_from_extension") as fh:
+    with open_decompressed(uri) as fh:
         return fh.read(limit + 1)
 
 

@@ -36,6 +36,10 @@ class _Heuristic(FilterStage):
 
         vocab(self.config.language)  # load the tokenizer now, not on the first document
 
+    def preload(self) -> list[tuple[str, str, dict]]:
+        # the tokenizer (spaCy, imported without torch) loaded once in the fork server, not per worker
+        return [("r1data.sources.textstats", "vocab", {"language": self.config.language})]
+
     def text_stats(self, text: str):
         from r1data.sources.textstats import analyze
 

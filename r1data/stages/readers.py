@@ -26,6 +26,13 @@ def open_binary(uri: str):
     return smart_open.open(uri, "rb", compression="disable")
 
 
+def open_decompressed(uri: str):
+    """Open a (possibly compressed, possibly remote) file as bytes, decompressed by its suffix."""
+    import smart_open
+
+    return smart_open.open(uri, "rb", compression="infer_from_extension")
+
+
 def open_text(uri: str, encoding: str = "utf-8"):
     """Open a (possibly compressed, possibly remote) text file; compression is inferred from the suffix."""
     import smart_open
@@ -779,11 +786,9 @@ class JsonlReader(_RowReader):
         # Read as bytes and decode line by line: a line that is not UTF-8 is one rejected row
         # (invalid_utf8), not the end of the file (a text stream fails on the whole 8 KB block
         # around it, losing the rows before it as well as after).
-        import smart_open
-
         cap = int(self.config.max_line_mb * 2**20)
         try:
-            fh = smart_open.open(file.uri, "rb")  # decompressed by the file's suffix
+            fh = open_decompressed(file.uri)
             with fh:
                 first = fh.read(1)
                 if first == b"\xef":  # a UTF-8 byte order mark is skipped; other bytes stay for the line's check
@@ -1027,9 +1032,7 @@ class CsvReader(_RowReader):
         try:
             per_line = _ascii_compatible(c.encoding)
             if per_line:  # bytes, decoded line by line: a bad line costs its row, not the file
-                import smart_open
-
-                fh = smart_open.open(file.uri, "rb")
+                fh = open_decompressed(file.uri)
             else:
                 fh = open_text(file.uri, encoding=c.encoding)
         except (OSError, LookupError) as e:
