@@ -338,19 +338,25 @@ def model_configs(smoke: bool) -> dict[str, ModelConfig]:
                 "wide": ModelConfig(dim=128, n_layers=2, n_heads=2, ffn="dense", ffn_hidden=64,
                                     moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1)),
                 "moe": ModelConfig(dim=64, n_layers=2, n_heads=2, ffn="moe", ffn_hidden=64,
-                                   moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1))}
+                                   moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1)),
+                "xwide": ModelConfig(dim=256, n_layers=2, n_heads=2, ffn="dense", ffn_hidden=64,
+                                     dense_ffn_hidden=512, moe=MoEConfig(num_experts=8, top_k=2, num_shared_experts=1))}
     moe = MoEConfig(num_experts=8, top_k=2, num_shared_experts=1)
     # Width 1280, 20 layers, head_dim 128; dense SwiGLU hidden 3456 = 3 x 1152, so the MoE (top-2 + 1
     # shared expert of hidden 1152) has the same active parameters. Dense: 526M parameters.
     # wide: width 2048, 16 layers, 16 heads of 128, SwiGLU 5632 (2.75 x width): 1.03B parameters.
+    # xwide: width 4096 (Llama-7B/8B's), 8 layers, 32 heads of 128, SwiGLU 11008: 2.03B parameters.
     return {"dense": ModelConfig(dim=1280, n_layers=20, n_heads=10, ffn="dense", ffn_hidden=1152, moe=moe),
             "moe": ModelConfig(dim=1280, n_layers=20, n_heads=10, ffn="moe", ffn_hidden=1152, moe=moe),
             "wide": ModelConfig(dim=2048, n_layers=16, n_heads=16, ffn="dense", ffn_hidden=1152,
-                                dense_ffn_hidden=5632, moe=moe)}
+                                dense_ffn_hidden=5632, moe=moe),
+            "xwide": ModelConfig(dim=4096, n_layers=8, n_heads=32, ffn="dense", ffn_hidden=1152,
+                                 dense_ffn_hidden=11008, moe=moe)}
 
 
 def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compile_: bool | None = None,
-              precision: str = "bf16", grad_ckpt: bool = False, steps: int | None = None, doc_mask: str = "off") -> dict:
+              precision: str = "bf16", grad_ckpt: bool = False, steps: int | None = None, doc_mask: str = "off",
+              parallel: str = "ddp") -> dict:
     from r1data.train.loop import train
     from r1data.train.metrics import read_metrics
 
@@ -367,7 +373,8 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compi
         train=LoopConfig(steps=steps, log_every=args.log_every, eval_every=0, eval_batches=8, checkpoints=False,
                          compile=(not args.no_compile) if compile_ is None else compile_, device="auto",
                          precision="fp8" if precision.startswith("fp8") else precision, fp8_recipe=args.fp8_recipe,
-                         fp8_experts=precision == "fp8-experts", grad_checkpointing=grad_ckpt),
+                         fp8_experts=precision == "fp8-experts", grad_checkpointing=grad_ckpt,
+                         parallel=parallel),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -380,7 +387,7 @@ def train_run(kind: str, mcfg: ModelConfig, tokens: Path, out: Path, args, compi
     mfus = [r["mfu"] for r in timed if r.get("mfu") is not None]
     mfus_causal = [r["mfu_causal"] for r in timed if r.get("mfu_causal") is not None]
     tail = [r["loss"] for r in steps_m[-max(1, len(steps_m) // 10):]]  # the last tenth of the logged steps
-    res = {"kind": kind, "precision": precision, "grad_ckpt": grad_ckpt, "doc_mask": doc_mask,
+    res = {"kind": kind, "precision": precision, "grad_ckpt": grad_ckpt, "doc_mask": doc_mask, "parallel": parallel,
            "params_total": summary["params"]["total"], "params_active": summary["params"]["active"],
            "flops_per_token": summary["flops_per_token"], "tokens_per_s": tps,
            "mfu": statistics.median(mfus) if mfus else None,
@@ -406,7 +413,7 @@ def _mfu_text(r: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="check,layer,dense,moe",
-                   help="comma-separated parts: check,layer,blocks,fp8check,dense,moe,wide,moe-eager-grouped,"
+                   help="comma-separated parts: check,layer,blocks,fp8check,dense,moe,wide,xwide,moe-eager-grouped,"
                         "moe-eager-loop")
     p.add_argument("--profile", action="store_true", help="with blocks: print the MoE block's top GPU kernels")
     p.add_argument("--smoke", action="store_true", help="tiny shapes that run anywhere in seconds")
@@ -425,6 +432,8 @@ def main() -> None:
     p.add_argument("--ckpt-steps", type=int, default=None, help="steps for the checkpointing-on runs (default --steps)")
     p.add_argument("--doc-mask", default="off",
                    help="model.doc_mask per run: off, sdpa, flex, or a list (off,sdpa,flex); documents then end in eos")
+    p.add_argument("--parallel", default="ddp",
+                   help="train.parallel per run: ddp (one GPU: plain), fsdp2 (fully_shard on a group of one), or ddp,fsdp2")
     p.add_argument("--data", default="random", choices=["random", "markov"],
                    help="synthetic tokens: uniform (speed) or a learnable chain with copies (loss comparisons)")
     p.add_argument("--json", default=None, help="write all results to this file")
@@ -461,7 +470,7 @@ def main() -> None:
     models = model_configs(args.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         tokens = None
-        for kind in ("dense", "moe", "wide", "moe-eager-grouped", "moe-eager-loop"):
+        for kind in ("dense", "moe", "wide", "xwide", "moe-eager-grouped", "moe-eager-loop"):
             if kind not in parts:
                 continue
             if tokens is None:
@@ -478,12 +487,15 @@ def main() -> None:
 
                 mcfg = dataclasses.replace(mcfg, moe=dataclasses.replace(mcfg.moe, impl=kind.split("-")[-1]))
             for precision in args.precisions.split(","):
-                for ck, dm in [(c, d) for c in args.ckpt.split(",") for d in args.doc_mask.split(",")]:
-                    name = f"{kind}-{precision}" + ("-ckpt" if ck == "on" else "") + (f"-mask-{dm}" if dm != "off" else "")
+                for ck, dm, par in [(c, d, q) for c in args.ckpt.split(",") for d in args.doc_mask.split(",")
+                                    for q in args.parallel.split(",")]:
+                    name = (f"{kind}-{precision}" + ("-ckpt" if ck == "on" else "") + (f"-mask-{dm}" if dm != "off" else "")
+                            + ("-fsdp2" if par == "fsdp2" else ""))
                     try:
                         r = train_run(name, mcfg, tokens, Path(tmp), args,
                                       compile_=False if kind.startswith("moe-eager") else None, precision=precision,
-                                      grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None, doc_mask=dm)
+                                      grad_ckpt=ck == "on", steps=args.ckpt_steps if ck == "on" else None, doc_mask=dm,
+                                      parallel=par)
                     except Exception as e:  # one failed variant must not cost the others' numbers
                         import traceback
 

@@ -208,7 +208,11 @@ class LoopConfig:
     fp8_experts: bool = False
     # Several ranks (torchrun): ddp replicates the model on every rank; fsdp2 shards parameters, gradients
     # and AdamW state over the ranks (torch.distributed.fsdp.fully_shard per block + the root).
+    # (fsdp2 also runs on a single process, torchrun or not: the same code path, nothing to shard.)
     parallel: Literal["ddp", "fsdp2"] = "ddp"
+    # fsdp2: dtype of the all-gathered parameters the blocks compute with (master copy and AdamW state stay
+    # float32, gradients are reduced in float32). auto: bf16 when the run computes in bf16 (train.dtype).
+    fsdp_param_dtype: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = False  # torch.compile each transformer block
     grad_checkpointing: bool = False  # recompute block activations in backward (less memory, ~30% more compute)
     log_every: int = 1  # write a metrics line every N steps

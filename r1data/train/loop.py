@@ -53,29 +53,34 @@ class Dist:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    group: bool = False  # a process group is initialised (several ranks, or FSDP2 on a single one)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.group
 
     def barrier(self):
         if self.enabled:
             dist.barrier()
 
 
-def init_distributed(device_type: str) -> Dist:
-    """Join the process group torchrun describes in the environment (a no-op for a single process)."""
+def init_distributed(device_type: str, single: bool = False) -> Dist:
+    """Join the process group torchrun describes in the environment (a no-op for a single process, unless
+    ``single``: FSDP2 needs a group even on one rank, so one of size 1 is made, with or without torchrun)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and not single:
         return Dist()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
+        kw = {}
+        if world <= 1 and "MASTER_ADDR" not in os.environ:  # plain `python -m r1data.train`: a private store
+            kw = {"store": dist.HashStore(), "rank": 0, "world_size": 1}
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)  # one GPU per process, named up front so NCCL need not guess
-            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank), **kw)
         else:
-            dist.init_process_group(backend="gloo")
-    return Dist(rank=dist.get_rank(), local_rank=local_rank, world_size=world)
+            dist.init_process_group(backend="gloo", **kw)
+    return Dist(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size(), group=True)
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
@@ -128,15 +133,24 @@ def _apply_current_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
-def shard_model(model: Transformer, device: torch.device) -> None:
+def shard_model(model: Transformer, param_dtype: torch.dtype | None) -> None:
     """FSDP2: each block is one unit (its parameters all-gathered for its forward and backward, then freed),
-    the root holds the embedding, final norm and output head. Compute stays under bf16 autocast on
-    float32 master parameters, as without sharding."""
-    from torch.distributed.fsdp import fully_shard
+    the root holds the embedding, final norm and output head. The sharded master parameters and AdamW
+    state stay float32; with ``param_dtype`` bfloat16 the all-gathered copies the blocks compute with are
+    bf16 (half the all-gather traffic and unsharded memory) and gradients are reduce-scattered in float32."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
     for block in model.layers:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
+
+
+def fsdp_param_dtype(cfg: TrainConfig, use_bf16: bool) -> torch.dtype | None:
+    want = cfg.train.fsdp_param_dtype
+    if want == "auto":
+        want = "bf16" if use_bf16 else "fp32"
+    return torch.bfloat16 if want == "bf16" else None
 
 
 class _Stop:
@@ -187,7 +201,7 @@ def train(cfg: TrainConfig, resume: str = "none", overwrite: bool = False, log=N
     if cfg.model.doc_mask and cfg.model.doc_mask_kernel == "flex" and device.type != "cuda":
         raise ConfigError(f"model.doc_mask_kernel: flex trains only on CUDA (torch {torch.__version__} has no "
                           f"FlexAttention backward on {device.type}); use model.doc_mask_kernel: sdpa")
-    dd = init_distributed(device.type)
+    dd = init_distributed(device.type, single=cfg.train.parallel == "fsdp2")
     if device.type == "cuda":
         device = torch.device("cuda", dd.local_rank)
         torch.cuda.set_device(device)
@@ -302,7 +316,7 @@ def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, 
     if fsdp:  # shard before the optimizer sees the parameters (they become DTensors)
         if cfg.train.compile:
             model.compile_for_training()
-        shard_model(model, device)
+        shard_model(model, fsdp_param_dtype(cfg, use_bf16))
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -331,9 +345,13 @@ def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, 
         (out_dir / "config.yaml").write_text(describe(cfg))
     r.metrics = MetricsWriter(out_dir / "metrics.jsonl", enabled=dd.rank == 0)
     r.peak = peak_flops(device)
+    par_text = ""
+    if fsdp:
+        pd = fsdp_param_dtype(cfg, use_bf16)
+        par_text = f" (FSDP2, {'bf16' if pd is not None else 'fp32'} parameters in compute, fp32 reduce)"
     say(f"{cfg.name}: {params['total'] / 1e6:.2f}M parameters ({params['active'] / 1e6:.2f}M active), "
-        f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}, "
-        f"{precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
+        f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}"
+        f"{par_text}, {precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
         f"(accumulation {accum}); {fpt / 1e6:.1f} MFLOP/token")
     return r
 
