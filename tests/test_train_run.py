@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -216,7 +217,7 @@ def test_ddp_gloo_two_processes_match_one_process(tokens, tmp_path):
 @pytest.mark.slow
 def test_fsdp2_gloo_two_processes_match_ddp(tokens, tmp_path):
     """train.parallel=fsdp2 (fully_shard per block + root, 2 ranks over gloo) gives DDP's losses, saves an
-    unsharded checkpoint equal to DDP's, and resumes from it."""
+    unsharded checkpoint equal to DDP's, and resumes from it; each mode resumes the other's checkpoints."""
     runs = {}
     for mode in ("ddp", "fsdp2"):
         cfg = write_config(tmp_path / f"{mode}.yaml", tokens, tmp_path / mode, steps=6)
@@ -241,6 +242,28 @@ def test_fsdp2_gloo_two_processes_match_ddp(tokens, tmp_path):
     assert sorted(wd) == sorted(wf)
     for k in wd:
         torch.testing.assert_close(wf[k], wd[k], rtol=1e-3, atol=1e-5)
+
+    # Either mode resumes the other's checkpoint (step 6): DDP's index-keyed AdamW state into FSDP2 and
+    # FSDP2's name-keyed one into DDP, and goes on as the uninterrupted run did.
+    for src, mode in (("ddp", "fsdp2"), ("fsdp2", "ddp")):
+        cross = tmp_path / f"{src}-to-{mode}"
+        shutil.copytree(tmp_path / src, cross)
+        shutil.rmtree(cross / "checkpoints" / "step-00000008")
+        cfg = write_config(tmp_path / f"{src}-to-{mode}.yaml", tokens, cross, steps=8)
+        sets = ["--set", "data.batch_size=4", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
+                "--set", f"train.parallel={mode}", "--set", "data.global_batch_size=16"]
+        r = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                            "-m", "r1data.train", str(cfg), *sets, "--resume", "auto"],
+                           env=subprocess_env(), capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"written with train.parallel={src} on 2 rank(s) as {mode} on 2" in r.stdout
+        assert "step-00000006" in r.stdout
+        c_steps, _ = read_metrics(cross)
+        assert [s["step"] for s in c_steps] == list(range(1, 9))
+        assert [s["loss"] for s in c_steps[6:]] == pytest.approx([s["loss"] for s in runs[src][0][6:]], rel=1e-4)
+        wc = torch.load(cross / "checkpoints" / "step-00000008" / "model.pt", weights_only=True)
+        for k in wd:
+            torch.testing.assert_close(wc[k], wd[k], rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -126,24 +126,60 @@ def save_checkpoint(out_dir: Path, step: int, *, model, optimizer, scheduler, tr
     return final
 
 
+def _param_names(model, optimizer) -> list[str]:
+    """Qualified names of the optimizer's parameters in its own order: the order a plain
+    ``optimizer.state_dict()`` numbers them in (FSDP2 and in-place ``compile`` keep the names)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
+def _keyed_by_name(optim_state: dict) -> bool:
+    return any(isinstance(k, str) for g in optim_state["param_groups"] for k in g["params"][:1])
+
+
+def optim_state_by_name(optim_state: dict, names: list[str]) -> dict:
+    """A plain (index-keyed) AdamW state dict re-keyed by parameter name, as FSDP2 checkpoints hold it."""
+    key = dict(enumerate(names))
+    return {"state": {key[i]: v for i, v in optim_state["state"].items()},
+            "param_groups": [{**g, "params": [key[i] for i in g["params"]]} for g in optim_state["param_groups"]]}
+
+
+def optim_state_by_index(optim_state: dict, names: list[str]) -> dict:
+    """The inverse of ``optim_state_by_name`` for the current optimizer's parameter order."""
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for g in optim_state["param_groups"] for n in g["params"] if n not in index]
+    if missing:
+        raise ValueError(f"optimizer.pt names parameters this model does not have: {missing[:3]}")
+    return {"state": {index[n]: v for n, v in optim_state["state"].items()},
+            "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in optim_state["param_groups"]]}
+
+
 def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int = 0, map_location="cpu",
                     full_state: bool = False) -> dict:
     """Restore model, optimizer, scheduler and this rank's RNG states; return ``trainer.json``.
 
     ``full_state``: the model is FSDP2-sharded and the files hold unsharded state (``_full_state``);
-    every rank reads them and keeps its own shard."""
+    every rank reads them and keeps its own shard. Either kind of run reads either kind of checkpoint:
+    ``model.pt`` is the same unsharded state dict, and ``optimizer.pt`` (keyed by index after a DDP or
+    single-process run, by parameter name after FSDP2) is re-keyed to what this run's optimizer loads."""
     path = Path(path)
     state = json.loads((path / "trainer.json").read_text())
+    names = _param_names(model, optimizer)
     if full_state:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
+        optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+        if not _keyed_by_name(optim_state):
+            optim_state = optim_state_by_name(optim_state, names)
         set_state_dict(model, optimizer,
                        model_state_dict=torch.load(path / "model.pt", map_location="cpu", weights_only=True),
-                       optim_state_dict=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
-                       options=StateDictOptions(full_state_dict=True))
+                       optim_state_dict=optim_state, options=StateDictOptions(full_state_dict=True))
     else:
         model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
+        optim_state = torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True)
+        if _keyed_by_name(optim_state):
+            optim_state = optim_state_by_index(optim_state, names)
+        optimizer.load_state_dict(optim_state)
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
     rng_file = path / f"rng-rank{rank}.pt"
     if rng_file.is_file():  # absent when resuming on more ranks than saved: the data order does not depend on it

@@ -394,15 +394,15 @@ def _start_checkpoint(out_dir: Path, resume: str, overwrite: bool, dd: Dist) -> 
 
 
 def _resume_from(r: _Run, start_ckpt: Path) -> None:
-    """Load model, optimizer, schedule and data position from a checkpoint of the same model and parallelism."""
+    """Load model, optimizer, schedule and data position from a checkpoint of the same model (DDP or FSDP2 alike)."""
     cfg = r.cfg
     saved = json.loads((start_ckpt / "trainer.json").read_text())
     if saved.get("model_hash") != _model_hash(cfg):
         raise ConfigError(f"--resume: {start_ckpt} was saved with another model config; use another out_dir")
-    if saved.get("parallel", "ddp") != ("fsdp2" if r.fsdp else "ddp"):
-        raise ConfigError(f"--resume: {start_ckpt} was written with train.parallel="
-                          f"{saved.get('parallel', 'ddp')} on {saved.get('world_size', 1)} rank(s); resume it "
-                          f"the same way")
+    now = "fsdp2" if r.fsdp else "ddp"
+    if saved.get("parallel", "ddp") != now:  # the files are unsharded either way: any mode reads them
+        r.say(f"resuming a checkpoint written with train.parallel={saved.get('parallel', 'ddp')} on "
+              f"{saved.get('world_size', 1)} rank(s) as {now} on {r.dd.world_size}")
     state = ckpt.load_checkpoint(start_ckpt, model=r.model, optimizer=r.optimizer, scheduler=r.scheduler,
                                  rank=r.dd.rank, map_location=r.device, full_state=r.fsdp)
     _apply_current_optim_config(r.optimizer, r.scheduler, cfg)
