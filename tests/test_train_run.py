@@ -269,12 +269,14 @@ def test_fsdp2_gloo_two_processes_match_ddp(tokens, tmp_path):
 @pytest.mark.slow
 def test_fsdp2_single_process_and_bf16_parameters(tokens, tmp_path):
     """train.parallel=fsdp2 also runs as one plain process (a process group of one, no torchrun): float32
-    parameters give the unsharded run's losses; bf16 all-gathered parameters (MixedPrecisionPolicy, fp32
+    parameters give the unsharded run's losses, with activation checkpointing too; bf16 all-gathered parameters (MixedPrecisionPolicy, fp32
     reduce) stay close to bf16 autocast on float32 weights, and resume from their own checkpoint."""
     runs = {}
     for name, sets in [("plain", ["--set", "train.dtype=bf16"]),
                        ("fsdp-fp32", ["--set", "train.dtype=bf16", "--set", "train.parallel=fsdp2",
                                       "--set", "train.fsdp_param_dtype=fp32"]),
+                       ("fsdp-fp32-ckpt", ["--set", "train.dtype=bf16", "--set", "train.parallel=fsdp2",
+                                           "--set", "train.fsdp_param_dtype=fp32", "--set", "train.grad_checkpointing=true"]),
                        ("fsdp-bf16", ["--set", "train.dtype=bf16", "--set", "train.parallel=fsdp2"])]:
         cfg = write_config(tmp_path / f"{name}.yaml", tokens, tmp_path / name, steps=8)
         r = subprocess.run(_train_cmd(cfg, *sets), env=subprocess_env(), capture_output=True, text=True, timeout=600)
@@ -287,6 +289,7 @@ def test_fsdp2_single_process_and_bf16_parameters(tokens, tmp_path):
             assert "resumed from" in r.stdout and "step-00000008" in r.stdout
         runs[name] = [s["loss"] for s in read_metrics(tmp_path / name)[0]]
     assert runs["fsdp-fp32"] == pytest.approx(runs["plain"], rel=1e-6)
+    assert runs["fsdp-fp32-ckpt"] == pytest.approx(runs["plain"], rel=1e-6)  # recomputation changes nothing
     assert len(runs["fsdp-bf16"]) == 12
     # bf16 weights round the parameters the blocks see (8 bits of mantissa): close, not equal.
     assert runs["fsdp-bf16"][:8] == pytest.approx(runs["plain"], rel=2e-3)
