@@ -265,6 +265,21 @@ def test_fsdp2_gloo_two_processes_match_ddp(tokens, tmp_path):
         for k in wd:
             torch.testing.assert_close(wc[k], wd[k], rtol=1e-3, atol=1e-5)
 
+    # ... and on another number of ranks: DDP's 2-rank checkpoint, resumed by one plain FSDP2 process
+    # (the same global batch: accumulation 4 instead of 2), continues with the same losses.
+    cross = tmp_path / "ddp2-to-fsdp1"
+    shutil.copytree(tmp_path / "ddp", cross)
+    shutil.rmtree(cross / "checkpoints" / "step-00000008")
+    cfg = write_config(tmp_path / "ddp2-to-fsdp1.yaml", tokens, cross, steps=8)
+    r = subprocess.run(_train_cmd(cfg, "--set", "data.batch_size=4", "--set", "train.eval_every=3", "--set",
+                                  "train.checkpoint_every=3", "--set", "train.parallel=fsdp2", "--set",
+                                  "data.global_batch_size=16", "--resume", "auto"),
+                       env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "written with train.parallel=ddp on 2 rank(s) as fsdp2 on 1" in r.stdout and "(accumulation 4)" in r.stdout
+    c_steps, _ = read_metrics(cross)
+    assert [s["loss"] for s in c_steps[6:]] == pytest.approx([s["loss"] for s in d_steps[6:]], rel=1e-4)
+
 
 @pytest.mark.slow
 def test_fsdp2_single_process_and_bf16_parameters(tokens, tmp_path):
