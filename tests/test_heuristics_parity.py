@@ -242,3 +242,29 @@ def test_recipe_reasons_and_c4_text(web_texts):
         else:
             reasons.add(res[1])
     assert reasons <= {"too_few_sentences", "curly_bracket", "lorem_ipsum"} and "too_few_sentences" in reasons
+
+
+def test_end_anchored_suffix_search_gives_spacys_spans(web_texts):
+    """The suffix search the cache installs in its spaCy tokenizer (_EndAnchoredSearch: bounded branches
+    searched near the end only) returns spaCy's own regex's span for every whitespace chunk of the sample,
+    for random strings of affix characters and for runs of dots (the one unbounded branch), and the
+    tokenizer's tokens stay spaCy's."""
+    import random
+
+    from r1data.sources.textstats import _blank, _EndAnchoredSearch
+
+    stock = _blank("en").tokenizer
+    fast = _EndAnchoredSearch.build(stock.suffix_search)
+    assert fast is not None and fast._width <= 8 and fast._unbounded is not None
+    rnd = random.Random(7)
+    alphabet = "ab.,;:!?'\"()[]{}-–—…%$€£°kmgKMG0123456789’s'S´`\\/#@&*+=<>|~^"
+    chunks = list(dict.fromkeys(c for t in web_texts for c in t.split()))
+    chunks += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 30))) for _ in range(20000)]
+    chunks += ["." * k for k in range(1, 30)] + ["a" + "." * k for k in range(1, 30)] + ["x\n.", "..\n", "10km", "5.00$"]
+    span = lambda m: m.span() if m is not None else None  # noqa: E731
+    assert [span(fast(c)) for c in chunks] == [span(stock.suffix_search(c)) for c in chunks]
+    patched = _blank("en").tokenizer
+    patched.suffix_search = fast
+    sample = chunks[::7]
+    assert [[t.text for t in patched(c)] for c in sample] == [[t.text for t in stock(c)] for c in sample]
+    assert isinstance(vocab("en").tok.suffix_search, _EndAnchoredSearch)  # what the heuristics use

@@ -90,6 +90,100 @@ def _blank(language: str):
     return nlp
 
 
+class _EndAnchoredSearch:
+    """``pattern.search`` for an alternation whose branches all end in ``$`` (spaCy's suffix regex),
+    with the same result, without trying every start position of a long string.
+
+    Python's ``re`` tries each position from the left; spaCy's English suffix rules are 82 branches,
+    81 of which match at most 5 characters. Those can only match near the end, so they are searched
+    from ``len(s) - width`` on (``pos`` keeps the text before it visible to look-behinds); the
+    unbounded branches are searched alone over the whole string. The leftmost of the two is the
+    original's match: nothing else can start further left, and every branch ends at the string's
+    end, so on a tie the span is the same whichever branch the original would have taken. Built only
+    when the pattern has that shape (else ``None``); strings holding a newline (``$`` also matches
+    before a final one) go to the original search. ``tests/test_heuristics_parity.py`` checks spaCy's
+    tokens with and without it."""
+
+    def __init__(self, bounded, width: int, unbounded, original):
+        self._bounded, self._width, self._unbounded, self._original = bounded, width, unbounded, original
+
+    @classmethod
+    def build(cls, search):
+        pattern = getattr(getattr(search, "__self__", None), "pattern", None)
+        if not isinstance(pattern, str):
+            return None
+        try:
+            import re._parser as sre_parse  # Python 3.11+
+        except ImportError:  # pragma: no cover
+            import sre_parse
+        import re
+
+        try:
+            parsed = sre_parse.parse(pattern, search.__self__.flags)
+            if len(parsed.data) != 1 or str(parsed.data[0][0]) != "BRANCH":
+                return None
+            branches = parsed.data[0][1][1]
+        except Exception:  # noqa: BLE001 - an unexpected pattern keeps the original search
+            return None
+        texts = _split_top_level(pattern)
+        if texts is None or len(texts) != len(branches):
+            return None
+        bounded, unbounded, width = [], [], 0
+        for text, br in zip(texts, branches):
+            if not br.data or str(br.data[-1][0]) != "AT" or str(br.data[-1][1]) != "AT_END":
+                return None  # a branch not anchored at the end: keep the original
+            hi = br.getwidth()[1]
+            if hi <= 64:
+                bounded.append(text)
+                width = max(width, hi)
+            else:
+                unbounded.append(text)
+        flags = search.__self__.flags
+        comp = lambda parts: re.compile("|".join(parts), flags).search if parts else None  # noqa: E731
+        return cls(comp(bounded), width, comp(unbounded), search)
+
+    def __call__(self, s: str):
+        if "\n" in s:
+            return self._original(s)
+        m = self._bounded(s, max(0, len(s) - self._width)) if self._bounded is not None else None
+        if self._unbounded is not None:
+            u = self._unbounded(s)
+            if u is not None and (m is None or u.start() < m.start()):
+                return u
+        return m
+
+
+def _split_top_level(pattern: str) -> list[str] | None:
+    """The top-level ``|`` alternatives of a regex source, or None if it cannot be split safely."""
+    out, depth, start, i, cls = [], 0, 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if cls:
+            if c == "]":
+                cls = False
+        elif c == "[":
+            cls = True
+            if pattern[i + 1:i + 2] == "^":
+                i += 1
+            if pattern[i + 1:i + 2] == "]":  # a literal ] first in the class
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    if depth != 0 or cls:
+        return None
+    out.append(pattern[start:])
+    return out
+
+
 class _Powers:
     """B**k and B**-k modulo 2**64 for k up to the longest text seen (grown on demand)."""
 
@@ -169,6 +263,9 @@ class Vocab:
             if type(tok) is Tokenizer:
                 self.fast = True
                 self.tok = tok
+                fast_suffix = _EndAnchoredSearch.build(tok.suffix_search) if tok.suffix_search else None
+                if fast_suffix is not None:
+                    tok.suffix_search = fast_suffix
                 self.punct_chars = set(Sentencizer.default_punct_chars)
                 self._special_patterns(tok)
         if not self.fast:
