@@ -267,4 +267,8 @@ def test_end_anchored_suffix_search_gives_spacys_spans(web_texts):
     patched.suffix_search = fast
     sample = chunks[::7]
     assert [[t.text for t in patched(c)] for c in sample] == [[t.text for t in stock(c)] for c in sample]
-    assert isinstance(vocab("en").tok.suffix_search, _EndAnchoredSearch)  # what the heuristics use
+    v = vocab("en")
+    assert isinstance(v.tok.suffix_search, _EndAnchoredSearch)  # what the heuristics use
+    v.reset()  # a new spaCy tokenizer when the caches start over: it gets the fast search too
+    v.reset()
+    assert isinstance(v.tok.suffix_search, _EndAnchoredSearch)

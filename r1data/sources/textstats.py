@@ -153,6 +153,14 @@ class _EndAnchoredSearch:
         return m
 
 
+def _with_fast_suffix(tok):
+    """``tok`` with its suffix search replaced by an ``_EndAnchoredSearch`` when the pattern allows it."""
+    fast = _EndAnchoredSearch.build(tok.suffix_search) if tok.suffix_search is not None else None
+    if fast is not None:
+        tok.suffix_search = fast
+    return tok
+
+
 def _split_top_level(pattern: str) -> list[str] | None:
     """The top-level ``|`` alternatives of a regex source, or None if it cannot be split safely."""
     out, depth, start, i, cls = [], 0, 0, 0, False
@@ -262,10 +270,7 @@ class Vocab:
             tok = self.nlp.tokenizer
             if type(tok) is Tokenizer:
                 self.fast = True
-                self.tok = tok
-                fast_suffix = _EndAnchoredSearch.build(tok.suffix_search) if tok.suffix_search else None
-                if fast_suffix is not None:
-                    tok.suffix_search = fast_suffix
+                self.tok = _with_fast_suffix(tok)
                 self.punct_chars = set(Sentencizer.default_punct_chars)
                 self._special_patterns(tok)
         if not self.fast:
@@ -314,7 +319,7 @@ class Vocab:
         self.generation = getattr(self, "generation", -1) + 1
         if self.fast and self.generation:
             self.nlp = _blank(self.language)
-            self.tok = self.nlp.tokenizer
+            self.tok = _with_fast_suffix(self.nlp.tokenizer)
         self.tok_index: dict[str, int] = {}
         self.tokens: list[str] = []
         self.t_len = _Grow(np.int64)
