@@ -21,8 +21,7 @@ from r1data.sources.fastprune import FastPath, compile_xpath  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-LISTS = ("OVERALL_DISCARD_XPATH", "TEASER_DISCARD_XPATH", "PRECISION_DISCARD_XPATH", "DISCARD_IMAGE_ELEMENTS",
-         "COMMENTS_DISCARD_XPATH")
+LISTS = fastprune._LISTS
 
 
 def _sample_pages(limit: int) -> list[str]:

@@ -69,18 +69,24 @@ class _Parser:
         return tok[1]
 
     def expr(self):
-        parts = [self.conj()]
-        while self.peek() == ("name", "or"):
-            self.take()
-            parts.append(self.conj())
-        return parts[0] if len(parts) == 1 else ("or", parts)
+        return self._chain("or", self.conj)
 
     def conj(self):
-        parts = [self.atom()]
-        while self.peek() == ("name", "and"):
+        return self._chain("and", self.atom)
+
+    def _chain(self, word: str, part):
+        """``part (word part)*`` -> the one part, or (word, [parts])."""
+        parts = [part()]
+        while self.peek() == ("name", word):
             self.take()
-            parts.append(self.atom())
-        return parts[0] if len(parts) == 1 else ("and", parts)
+            parts.append(part())
+        return parts[0] if len(parts) == 1 else (word, parts)
+
+    def expr_all(self):
+        e = self.expr()
+        if self.i != len(self.t):
+            raise Unsupported(f"trailing {self.t[self.i][1]!r}")
+        return e
 
     def source(self):
         kind, value = self.peek()
@@ -365,16 +371,6 @@ class FastPath:
 
     def __repr__(self):
         return f"FastPath({self.path!r})"
-
-
-def _expr_all(self):
-    e = self.expr()
-    if self.i != len(self.t):
-        raise Unsupported(f"trailing {self.t[self.i][1]!r}")
-    return e
-
-
-_Parser.expr_all = _expr_all
 
 
 def compile_xpath(xpath) -> object:

@@ -313,10 +313,11 @@ def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, 
     fpt = flops_per_token(model, cfg.data.seq_len)
     fpt_causal = flops_per_token(model, cfg.data.seq_len, causal=True)
     fsdp = dd.enabled and cfg.train.parallel == "fsdp2"
+    fsdp_dtype = fsdp_param_dtype(cfg, use_bf16) if fsdp else None
     if fsdp:  # shard before the optimizer sees the parameters (they become DTensors)
         if cfg.train.compile:
             model.compile_for_training()
-        shard_model(model, fsdp_param_dtype(cfg, use_bf16))
+        shard_model(model, fsdp_dtype)
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.decay, cfg.optim.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -347,8 +348,7 @@ def _init(cfg: TrainConfig, resume: str, overwrite: bool, device: torch.device, 
     r.peak = peak_flops(device)
     par_text = ""
     if fsdp:
-        pd = fsdp_param_dtype(cfg, use_bf16)
-        par_text = f" (FSDP2, {'bf16' if pd is not None else 'fp32'} parameters in compute, fp32 reduce)"
+        par_text = f" (FSDP2, {'bf16' if fsdp_dtype is not None else 'fp32'} parameters in compute, fp32 reduce)"
     say(f"{cfg.name}: {params['total'] / 1e6:.2f}M parameters ({params['active'] / 1e6:.2f}M active), "
         f"{len(model.moe_layers())} MoE layers (experts: {impl}), vocab {vocab}, {dd.world_size} rank(s) on {device.type}"
         f"{par_text}, {precision}; {global_batch} x {cfg.data.seq_len} tokens/step "
