@@ -172,6 +172,10 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos[:S], self.rope_sin[:S]
         mask = self.document_mask(tokens)
         h = self.tok_embeddings(tokens)  # (B, S, D)
+        if h.dtype != cos.dtype:
+            # FSDP2 with bf16 parameters: the blocks' forward inputs are cast to bf16 on the way in, but not
+            # when activation checkpointing recomputes a block in backward; cast the tables here so both agree
+            cos, sin = cos.to(h.dtype), sin.to(h.dtype)
         stats = []
         for block in self.layers:
             if self.grad_checkpointing and self.training:
