@@ -195,3 +195,26 @@ def test_pool_workers_inherit_the_index_built_in_the_fork_server(tmp_path):
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "1"
+
+
+def test_index_windows_stay_inside_one_item(tmp_path):
+    """The index hashes all items in one pass over their joined words: an n-gram running from the end of one
+    item into the next is not an n-gram of either; a short item matches only whole; the first item that has
+    an n-gram names it, the same n-gram in a later item is stored once."""
+    one = " ".join(f"alpha{i}" for i in range(20))
+    two = " ".join(f"beta{i}" for i in range(20))
+    short = " ".join(f"gamma{i}" for i in range(10))  # 10 words: >= min_words, < n
+    again = "delta zero " + " ".join(f"alpha{i}" for i in range(13))  # repeats item one's first 13-gram
+    f = tmp_path / "evalset.txt"
+    f.write_text("\n\n".join([one, two, short, again]) + "\n")
+    idx = build_index([str(f)], n=13, min_words=8)
+    assert idx.items == {"evalset": 4}
+    across = " ".join(one.split()[-6:] + two.split()[:7])
+    assert idx.find(f"some words {across} more words") == []
+    assert [m.item for m in idx.find(f"x y {one} z")] == ["evalset#0"]
+    assert [m.item for m in idx.find(f"x y {two}")] == ["evalset#1"]
+    assert idx.find(" ".join(short.split()[:9])) == []  # part of a short item: not a match
+    assert [m.item for m in idx.find(f"it said {short} and more")] == ["evalset#2"]
+    m = idx.find(" ".join(f"alpha{i}" for i in range(13)), first_only=False)
+    assert [(x.item, x.count) for x in m] == [("evalset#0", 1)]  # stored once, named by the first item
+    assert [x.item for x in idx.find("delta zero alpha0 alpha1 alpha2 alpha3 alpha4 alpha5 alpha6 alpha7 alpha8 alpha9 alpha10")] == ["evalset#3"]

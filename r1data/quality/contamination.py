@@ -98,6 +98,16 @@ def word_hashes(b: bytes) -> np.ndarray:
     return h
 
 
+def _word_hashes_and_starts(b: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``word_hashes(b)`` and the byte offset where each word starts."""
+    arr = np.frombuffer(b, dtype=np.uint8)
+    idx = np.flatnonzero(~_IS_SPACE[arr])
+    if not len(idx):
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(idx) != 1) + 1))
+    return word_hashes(b), idx[starts]
+
+
 def ngram_hashes(h: np.ndarray, n: int, powers: np.ndarray) -> np.ndarray:
     """Hash of every window of ``n`` word hashes: sum of h[i+k] * M**k (mod 2**64)."""
     m = len(h) - n + 1
@@ -136,50 +146,84 @@ class Match:
 
 @dataclass
 class BenchmarkIndex:
-    """The n-grams of one or more evaluation sets, built once per task."""
+    """The n-grams of one or more evaluation sets, built once per process and only read after ``freeze``.
+
+    ``add`` collects texts; ``freeze`` hashes all of them in one vectorised pass (the texts joined, one
+    word-hash array, every window's hash at once) into numpy tables: per n-gram length the sorted
+    hashes, and for each the text and word it starts at. Identical n-grams are stored once (the first
+    text that has it names the match). Words are split from a text only when a hash hit is verified."""
 
     n: int = 13
     min_words: int = 8
-    #: n-gram length -> sorted hashes
-    _sorted: dict[int, np.ndarray] = field(default_factory=dict)
-    #: (length, hash) -> [(benchmark, item id, words)]
-    _entries: dict[tuple[int, int], list[tuple[str, str, tuple[str, ...]]]] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     ngrams: int = 0
+    _texts: list[bytes] = field(default_factory=list)
+    _owner: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, benchmark: str, item: str, text: str) -> None:
         b = normalize(text)
-        words = b.split()
-        if len(words) < self.min_words:
+        nwords = len(b.split())
+        if nwords < self.min_words:
             return
-        length = min(self.n, len(words))
-        hashes = ngram_hashes(word_hashes(b), length, _powers(length))
-        for i, hv in enumerate(hashes.tolist()):
-            key = (length, hv)
-            gram = tuple(words[i : i + length])
-            bucket = self._entries.setdefault(key, [])
-            if all(g != gram for _, _, g in bucket):
-                bucket.append((benchmark, item, gram))
-                self.ngrams += 1
+        self._texts.append(b)
+        self._owner.append((benchmark, item))
         self.items[benchmark] = self.items.get(benchmark, 0) + 1
 
     #: bits of the prefilter table: a hash is looked up exactly only when its top bits are marked
     FILTER_BITS = 24
 
+    def _words(self, t: int) -> list[bytes]:
+        w = self._split.get(t)
+        if w is None:
+            w = self._split[t] = self._texts[t].split()
+        return w
+
     def freeze(self) -> BenchmarkIndex:
-        by_len: dict[int, list[int]] = {}
-        for length, hv in self._entries:
-            by_len.setdefault(length, []).append(hv)
-        self._sorted = {length: np.unique(np.array(v, dtype=np.uint64)) for length, v in by_len.items()}
-        self._lengths = sorted(self._sorted)
-        self._powers = _powers(max(self._lengths, default=1))
+        self._split: dict[int, list[bytes]] = {}
+        self._sorted: dict[int, np.ndarray] = {}
+        self._where: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        joined = b" ".join(self._texts)
+        h, starts = _word_hashes_and_starts(joined)
+        text_start = np.zeros(len(self._texts) + 1, dtype=np.int64)  # byte offset of each text in `joined`
+        if self._texts:
+            text_start[1:] = np.cumsum([len(t) + 1 for t in self._texts])
+        text_of = np.searchsorted(text_start, starts, side="right") - 1  # the text each word is in
+        first_word = np.searchsorted(text_of, np.arange(len(self._texts)))  # each text's first word
+        nwords = np.diff(np.append(first_word, len(h)))
+        length = np.minimum(nwords, self.n)  # texts shorter than n are matched whole
+        lengths = sorted(set(length.tolist()))
+        self._lengths = lengths
+        self._powers = _powers(max(lengths, default=1))
+        grams = all_ngram_hashes(h, lengths, self._powers) if len(h) else {}
+        word_pos = np.arange(len(h)) - first_word[text_of] if len(h) else np.empty(0, dtype=np.int64)
         shift = np.uint64(64 - self.FILTER_BITS)
         self._shift = shift
-        self._filter = {}
-        for length, table in self._sorted.items():
-            f = np.zeros(1 << self.FILTER_BITS, dtype=bool)
-            f[table >> shift] = True
-            self._filter[length] = f
+        self._filter = np.zeros(1 << self.FILTER_BITS, dtype=bool)  # one table for every length: a prefilter only
+        for L in lengths:
+            m = len(grams[L])
+            t, w = text_of[:m], word_pos[:m]
+            ok = (length[t] == L) & (w + L <= nwords[t])  # windows inside one text whose grams have length L
+            if L < self.n:
+                ok &= w == 0
+            cand = np.flatnonzero(ok)
+            hv = grams[L][cand]
+            order = np.argsort(hv, kind="stable")  # equal hashes keep the texts' order: the first text names it
+            hv, t, w = hv[order], t[cand][order], w[cand][order]
+            keep = np.ones(len(hv), dtype=bool)
+            same = np.flatnonzero(hv[1:] == hv[:-1]) + 1  # equal hashes: drop repeats of an identical n-gram
+            for j in same.tolist():
+                gram = self._words(int(t[j]))[int(w[j]) : int(w[j]) + L]
+                k = j - 1
+                while k >= 0 and hv[k] == hv[j]:
+                    if keep[k] and self._words(int(t[k]))[int(w[k]) : int(w[k]) + L] == gram:
+                        keep[j] = False
+                        break
+                    k -= 1
+            self._sorted[L] = hv[keep]
+            self._where[L] = (t[keep].astype(np.int32), w[keep].astype(np.int32))
+            self._filter[self._sorted[L] >> shift] = True
+        self.ngrams = sum(len(v) for v in self._sorted.values())
+        self._split = {}
         return self
 
     def find(self, text: str, first_only: bool = True) -> list[Match]:
@@ -195,20 +239,25 @@ class BenchmarkIndex:
         grams_by_len = all_ngram_hashes(h, self._lengths, self._powers)
         for length in sorted(grams_by_len, reverse=True):
             grams = grams_by_len[length]
-            cand = np.flatnonzero(self._filter[length][grams >> self._shift])
+            cand = np.flatnonzero(self._filter[grams >> self._shift])
             if not len(cand):
                 continue
             table = self._sorted[length]
             sub = grams[cand]
             pos = np.searchsorted(table, sub)
             hit = table[np.minimum(pos, len(table) - 1)] == sub
-            for i in cand[hit].tolist():
+            texts, at = self._where[length]
+            for i, p in zip(cand[hit].tolist(), pos[hit].tolist()):
                 if words is None:
                     words = b.split()
-                gram = tuple(words[i : i + length])
-                for bench, item, stored in self._entries[(length, int(grams[i]))]:
-                    if stored != gram:
+                gram = words[i : i + length]
+                hv = table[p]
+                while p < len(table) and table[p] == hv:  # every stored n-gram with this hash, in order
+                    t, w = int(texts[p]), int(at[p])
+                    p += 1
+                    if self._texts[t].split()[w : w + length] != gram:
                         continue  # a hash collision: never a match
+                    bench, item = self._owner[t]
                     if bench in found:
                         found[bench].count += 1
                     else:
