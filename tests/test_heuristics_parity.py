@@ -134,7 +134,7 @@ def test_special_case_spanning_chunks_is_tokenised_like_spacy():
 
 
 def test_simple_chunks_are_split_like_spacy(web_texts):
-    """The chunks tokenised without spaCy (letters or digits, "(" before, one of ,;:!?) after) get
+    """The chunks tokenised without spaCy (letters or digits, "(" before, one of ,;:!?). after) get
     spaCy's tokens: every such chunk of the sample, every short core and every letter run of
     spaCy's special cases with every affix ("(8)" is "(", "8)": an emoticon)."""
     import itertools

@@ -47,8 +47,9 @@ MAX_TOKENS = 1_000_000
 _SHORT = 48  # chunks up to which _crossings scans in Python
 
 # chunks spaCy's English tokenizer splits only at a leading "(" and one trailing mark (Vocab._simple_split)
-_SIMPLE = re.compile(r"(\(?)([A-Za-z]+|[0-9]+)([,;:!?)]?)\Z")
-_SIMPLE_AFFIXES = ("(", ",", ";", ":", "!", "?", ")")
+_SIMPLE = re.compile(r"(\(?)([A-Za-z]+|[0-9]+)([,;:!?).]?)\Z")
+_SIMPLE_AFFIXES = ("(", ",", ";", ":", "!", "?", ")", ".")
+_LOWER_OR_DIGIT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def import_spacy():
@@ -381,8 +382,9 @@ class Vocab:
 
     def _simple_split(self, chunks: list[str]) -> list[list[str] | None]:
         """spaCy's tokens of the chunks that need no tokenizer, else None: ASCII letters or ASCII
-        digits, alone or with one opening bracket before and one of ``,;:!?)`` after, that are
-        no special case (whole, or without the bracket, the mark or both). Nothing else in spaCy's English
+        digits, alone or with one opening bracket before and one of ``,;:!?)`` or a full stop after
+        (the stop only where spaCy's suffix rules split it: after a lower-case letter, a digit or two
+        capitals, as in "word." "2019." "USA."), that are no special case (whole, or without the bracket, the mark or both). Nothing else in spaCy's English
         rules splits them: its prefixes, suffixes and infixes all need another character (units
         such as ``km`` split only after a digit), and the matcher of multi-token special cases
         could only match the chunk itself. ``tests/test_heuristics_parity.py`` checks this against spaCy."""
@@ -396,7 +398,9 @@ class Vocab:
                 out.append(None)
                 continue
             pre, core, post = m.groups()
-            if core in rules or (pre and post and (core + post in rules or pre + core in rules)):  # "(8)" is "(" "8)"
+            if post == "." and not (core[-1] in _LOWER_OR_DIGIT or (len(core) > 1 and core[-2:].isupper())):
+                out.append(None)  # spaCy splits a final "." after a lower-case letter, a digit or two capitals only
+            elif core in rules or (pre and post and (core + post in rules or pre + core in rules)):  # "(8)" is "(" "8)"
                 out.append(None)
             elif pre or post:
                 out.append([t for t in (pre, core, post) if t])
