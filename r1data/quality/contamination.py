@@ -172,11 +172,12 @@ class BenchmarkIndex:
     #: bits of the prefilter table: a hash is looked up exactly only when its top bits are marked
     FILTER_BITS = 24
 
-    def _words(self, t: int) -> list[bytes]:
-        w = self._split.get(t)
+    def _gram(self, text: int, word: int, length: int) -> tuple[bytes, ...]:
+        """The ``length`` words of text ``text`` from word ``word`` on (texts split once, while freezing)."""
+        w = self._split.get(text)
         if w is None:
-            w = self._split[t] = self._texts[t].split()
-        return w
+            w = self._split[text] = self._texts[text].split()
+        return tuple(w[word : word + length])
 
     def freeze(self) -> BenchmarkIndex:
         self._split: dict[int, list[bytes]] = {}
@@ -210,15 +211,19 @@ class BenchmarkIndex:
             order = np.argsort(hv, kind="stable")  # equal hashes keep the texts' order: the first text names it
             hv, t, w = hv[order], t[cand][order], w[cand][order]
             keep = np.ones(len(hv), dtype=bool)
-            same = np.flatnonzero(hv[1:] == hv[:-1]) + 1  # equal hashes: drop repeats of an identical n-gram
+            # runs of equal hashes: keep the first of each distinct n-gram (linear in the run's length, so
+            # thousands of items sharing a template line cost no more than thousands of distinct ones)
+            same = np.flatnonzero(hv[1:] == hv[:-1]) + 1
+            prev, seen = -2, set()
             for j in same.tolist():
-                gram = self._words(int(t[j]))[int(w[j]) : int(w[j]) + L]
-                k = j - 1
-                while k >= 0 and hv[k] == hv[j]:
-                    if keep[k] and self._words(int(t[k]))[int(w[k]) : int(w[k]) + L] == gram:
-                        keep[j] = False
-                        break
-                    k -= 1
+                if j != prev + 1:  # j - 1 starts a run of equal hashes
+                    seen = {self._gram(int(t[j - 1]), int(w[j - 1]), L)}
+                prev = j
+                gram = self._gram(int(t[j]), int(w[j]), L)
+                if gram in seen:
+                    keep[j] = False
+                else:
+                    seen.add(gram)
             self._sorted[L] = hv[keep]
             self._where[L] = (t[keep].astype(np.int32), w[keep].astype(np.int32))
             self._filter[self._sorted[L] >> shift] = True
