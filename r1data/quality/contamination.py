@@ -78,11 +78,16 @@ _BYTE_POWERS = _powers(256, _BYTE_MULT)
 
 def word_hashes(b: bytes) -> np.ndarray:
     """A 64-bit hash of every white-space separated word of ``b``, computed without a Python loop."""
+    return _word_hashes_and_starts(b, offsets=False)[0]
+
+
+def _word_hashes_and_starts(b: bytes, offsets: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``word_hashes(b)`` and (with ``offsets``) the byte offset where each word starts."""
     global _BYTE_POWERS
     arr = np.frombuffer(b, dtype=np.uint8)
     idx = np.flatnonzero(~_IS_SPACE[arr])
     if not len(idx):
-        return np.empty(0, dtype=np.uint64)
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
     starts = np.flatnonzero(np.diff(idx) != 1) + 1
     starts = np.concatenate(([0], starts))
     lengths = np.diff(np.concatenate((starts, [len(idx)])))
@@ -95,17 +100,7 @@ def word_hashes(b: bytes) -> np.ndarray:
         h = np.add.reduceat(vals, starts)
         h ^= h >> np.uint64(31)
         h *= _MULT
-    return h
-
-
-def _word_hashes_and_starts(b: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """``word_hashes(b)`` and the byte offset where each word starts."""
-    arr = np.frombuffer(b, dtype=np.uint8)
-    idx = np.flatnonzero(~_IS_SPACE[arr])
-    if not len(idx):
-        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(idx) != 1) + 1))
-    return word_hashes(b), idx[starts]
+    return h, (idx[starts] if offsets else None)
 
 
 def ngram_hashes(h: np.ndarray, n: int, powers: np.ndarray) -> np.ndarray:
